@@ -1,0 +1,1 @@
+"""Command line: one Typer app with a sub-app per command group."""

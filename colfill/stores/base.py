@@ -1,0 +1,60 @@
+"""The Store contract: what the pipeline hands a database, and what it asks of it.
+
+A store receives staged day partitions (`LoadBatch`) and must apply each one atomically together with its
+manifest row: after a crash, a partition is either wholly loaded and recorded, or neither. Loading the
+same partition again replaces its rows (never duplicates them). `loaded()` tells the pipeline what the
+store already holds, by fingerprint, so "what is still missing" is computed, not guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+BAR_TABLES = ("bars_1m", "bars_1d")
+
+
+@dataclass(frozen=True)
+class LoadBatch:
+    """One staged partition: the rows of `table` for one trading `date`, from one source object.
+
+    `tickers` is None when the partition holds every ticker of the day (a reload then replaces the whole
+    day); otherwise only those tickers' rows of that day are replaced. `fingerprint` identifies the
+    content version (source ETag chained with the previous day's, see `colfill.stage.lake`).
+    """
+
+    table: str
+    date: dt.date
+    data: pa.Table
+    source_key: str
+    etag: str
+    size: int
+    fingerprint: str
+    lineage: str
+    tickers: tuple[str, ...] | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A destination for enriched bars. Capabilities are attributes, not probes."""
+
+    name: str
+    supports_upsert: bool
+    supports_hypertables: bool
+
+    def ensure_table(self, table: str, schema: pa.Schema) -> None:
+        """Create `table` with these columns and primary key (ticker, ts), or check an existing one."""
+        ...
+
+    def load(self, batch: LoadBatch) -> int:
+        """Atomically replace the partition's rows and record it in the manifest; return rows written."""
+        ...
+
+    def loaded(self, table: str, lineage: str) -> dict[dt.date, str]:
+        """Fingerprints of the partitions of `table` (for `lineage`) already loaded, by date."""
+        ...
+
+    def close(self) -> None: ...

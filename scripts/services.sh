@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Make PostgreSQL and Redis reachable for the tests, starting or installing them only when needed,
+# then write their URLs to .colfill-services.env. Under CI=true a service that cannot be had is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+env_file=.colfill-services.env
+sock=/var/run/postgresql
+user=$(id -un)
+pg_url=${COLFILL_TEST_PG_URL:-postgresql://$user@/colfill_test?host=$sock}
+redis_url=${COLFILL_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+
+fail() { echo "services: $*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+pg_ready() { pg_isready -q -h "$sock" 2>/dev/null; }
+if ! pg_ready; then
+  if command -v pg_ctlcluster >/dev/null; then
+    ver=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
+    [ -n "$ver" ] || fail "PostgreSQL is installed without a cluster"
+    as_root pg_ctlcluster "$ver" main start || true
+    for _ in $(seq 30); do pg_ready && break; sleep 1; done
+  fi
+fi
+pg_ready || fail "no PostgreSQL on $sock and none could be started (set COLFILL_TEST_PG_URL)"
+if ! psql -w -h "$sock" -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  as_root su postgres -c "createuser -s $user" 2>/dev/null || true
+fi
+db=${pg_url%%\?*}; db=${db##*/}
+psql -w -h "$sock" -d postgres -Atqc "select 1 from pg_database where datname='$db'" | grep -q 1 \
+  || psql -w -h "$sock" -d postgres -qc "create database \"$db\"" >/dev/null
+
+redis_ready() { command -v redis-cli >/dev/null && redis-cli -u "$redis_url" ping 2>/dev/null | grep -q PONG; }
+if ! redis_ready; then
+  if ! command -v redis-server >/dev/null; then
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+  for _ in $(seq 30); do redis_ready && break; sleep 0.5; done
+fi
+redis_ready || fail "no Redis at $redis_url and none could be started"
+
+cat > "$env_file" <<ENV
+export COLFILL_TEST_PG_URL='$pg_url'
+export COLFILL_TEST_REDIS_URL=$redis_url
+ENV
+echo "services: PostgreSQL and Redis are up"
