@@ -1,0 +1,62 @@
+"""Shared benchmark plumbing: run a stage in a fresh process, report rows/s and that process's peak RSS.
+
+Each stage runs in its own spawned process so its peak resident memory is its own, not the maximum of
+everything measured before it. Results are merged into benchmarks/results/latest.json:
+`{"stages": {name: {"rows_per_s": ..., "peak_rss_mb": ...}}, "baselines": {name: rows_per_s}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+
+def _child(fn: Callable[..., int], args: tuple[Any, ...], queue: Any) -> None:
+    t0 = time.perf_counter()
+    try:
+        rows = fn(*args)
+    except BaseException as exc:  # report, so the parent shows which stage failed
+        queue.put(("error", repr(exc)))
+        raise
+    elapsed = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(("ok", (rows, elapsed, peak)))
+
+
+def measure(fn: Callable[..., int], *args: Any) -> dict[str, float]:
+    """Run `fn(*args)` (returns rows processed) in a fresh process; rows/s of its own timing and peak RSS."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    status, payload = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark stage {getattr(fn, '__name__', fn)} failed: {payload}")
+    rows, elapsed, peak = payload
+    return {"rows": rows, "seconds": round(elapsed, 3), "rows_per_s": round(rows / elapsed, 1),
+            "peak_rss_mb": round(peak, 1)}
+
+
+def record(stages: dict[str, dict[str, float]] | None = None, baselines: dict[str, float] | None = None) -> None:
+    """Merge figures into latest.json, keeping what other benchmark modules wrote."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.setdefault("stages", {}).update(stages or {})
+    data.setdefault("baselines", {}).update(baselines or {})
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def show(title: str, rows: list[tuple[str, float, float | None]]) -> None:
+    """Print `name  rows/s  peak MB` lines."""
+    print(f"\n{title}")
+    for name, rps, peak in rows:
+        mem = f"{peak:8.0f} MB" if peak is not None else ""
+        print(f"  {name:<32} {rps/1e6:8.3f} M rows/s {mem}")
