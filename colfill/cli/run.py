@@ -1,0 +1,184 @@
+"""`colfill run`, `colfill demo` and `colfill sample`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from colfill.config import env
+
+DEFAULT_DATA_DIR = "colfill-data"
+DEMO_START = dt.date(2024, 1, 2)
+DEMO_END = dt.date(2024, 3, 28)
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="COLFILL_DATA_DIR",
+                 help="Where the Parquet lake and the embedded DuckDB file live."),
+]
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--db", "--store", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
+                 help="Destination: a DuckDB file path or duckdb:///path, or postgresql://user@host/db "
+                 "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
+]
+
+
+def _dates(start: str | None, end: str | None, years: int | None) -> tuple[dt.date, dt.date]:
+    from colfill.errors import InvalidArgument
+    from colfill.sources.flatfiles import parse_date
+
+    end_d = parse_date(end, "--end") if end else dt.date.today()
+    if start:
+        if years is not None:
+            raise InvalidArgument("give either --start or --years, not both")
+        return parse_date(start, "--start"), end_d
+    if years is not None and years < 1:
+        raise InvalidArgument(f"--years {years} must be at least 1")
+    n = years or 1
+    try:
+        start_d = end_d.replace(year=end_d.year - n)
+    except ValueError:  # 29 February
+        start_d = end_d.replace(year=end_d.year - n, day=28)
+    return start_d, end_d
+
+
+def run(
+    tickers: Annotated[Optional[str], typer.Option(help="Comma-separated tickers, e.g. AAPL,TSLA. Default: all.")]
+    = None,
+    all_tickers: Annotated[bool, typer.Option("--all", help="Every ticker in the files (the default).")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N tickers (sorted) of the earliest file.")]
+    = None,
+    years: Annotated[Optional[int], typer.Option(help="How many years back from --end (default 1).")] = None,
+    start: Annotated[Optional[str], typer.Option(help="First date, YYYY-MM-DD (instead of --years).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
+    skip_daily: Annotated[bool, typer.Option("--skip-daily", help="Do not load day bars (bars_1d).")] = False,
+    skip_minute: Annotated[bool, typer.Option("--skip-minute", help="Do not load minute bars (bars_1m).")] = False,
+    source: Annotated[
+        Optional[str],
+        typer.Option(envvar="COLFILL_SOURCE", show_envvar=True,
+                     help="Flat-files root: s3://flatfiles (S3 keys in COLFILL_S3_KEY_ID/COLFILL_S3_SECRET, "
+                     "endpoint COLFILL_S3_ENDPOINT) or a local folder with the same layout. Default s3://flatfiles."),
+    ] = None,
+    prefix: Annotated[str, typer.Option(envvar="COLFILL_PREFIX", help="Flat-files prefix.")] = "us_stocks_sip",
+    db: DbOpt = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    indicators: Annotated[
+        Optional[str],
+        typer.Option(help="Indicator set, e.g. sma:10,ema:50,rsi:14,macd:12:26:9,bb:20:2,vwap (default: "
+                     "sma_20, sma_50, ema_20, rsi_14, macd, bollinger 20/2, vwap)."),
+    ] = None,
+    load_workers: Annotated[int, typer.Option(help="Parallel load connections (PostgreSQL).")] = 2,
+) -> None:
+    """Backfill bars from flat files: validate, compute indicators, stage Parquet, load the store.
+
+    Resumable: a rerun skips days already staged and loaded, reprocesses a day whose file changed (and the
+    days after it, whose indicators depend on it), and loads what the store is missing.
+    """
+    from colfill.errors import InvalidArgument
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.pipeline import TABLES, BackfillJob
+
+    if tickers and all_tickers:
+        raise InvalidArgument("give either --tickers or --all, not both")
+    if skip_daily and skip_minute:
+        raise InvalidArgument("--skip-daily and --skip-minute together leave nothing to do")
+    tick = tuple(sorted({t.strip() for t in tickers.split(",") if t.strip()})) if tickers else None
+    s, e = _dates(start, end, years)
+    tables = tuple(t for t in TABLES if not (t == "bars_1d" and skip_daily) and not (t == "bars_1m" and skip_minute))
+    job = BackfillJob(
+        source=source or env("COLFILL_SOURCE", default="s3://flatfiles") or "s3://flatfiles",
+        start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
+        indicators=IndicatorSet.parse(indicators), prefix=prefix, store_url=db,
+    )
+    result = execute(job, load_workers=load_workers)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def execute(job: object, load_workers: int = 2) -> object:
+    """Run a job with a Rich progress display and print the summary; returns the RunResult."""
+    from rich.console import Console
+
+    from colfill import pipeline
+    from colfill.cli.output import RichReporter, summary
+    from colfill.stores import open_store, redact_url, resolve_url
+
+    assert isinstance(job, pipeline.BackfillJob)
+    console = Console(stderr=True)
+    url = resolve_url(job.store_url, job.data_dir)
+    console.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {redact_url(url)}", highlight=False)
+    store = open_store(url, load_workers=load_workers)
+    t0 = time.perf_counter()
+    try:
+        with RichReporter(console) as reporter:
+            result = pipeline.run(job, store, reporter=reporter)
+    finally:
+        store.close()
+    summary(console, result, time.perf_counter() - t0)
+    return result
+
+
+def demo(
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    tickers: Annotated[int, typer.Option(help="How many sample tickers.")] = 40,
+    seed: Annotated[int, typer.Option(help="Sample data seed.")] = 7,
+) -> None:
+    """Generate sample flat files, backfill them into the embedded DuckDB store, show an SQL query."""
+    from rich.console import Console
+
+    from colfill.cli.sql import run_sql
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.pipeline import BackfillJob
+    from colfill.sample import generate
+
+    console = Console(stderr=True)
+    src = data_dir / "sample-flatfiles"
+    if not (src / "us_stocks_sip").exists():
+        console.print(f"Writing sample flat files ({tickers} tickers, {DEMO_START}..{DEMO_END}) to {src}")
+        info = generate(src, DEMO_START, DEMO_END, tickers=tickers, seed=seed)
+        console.print(f"  {info.files} files, {info.rows:,} rows")
+    job = BackfillJob(source=str(src), start=DEMO_START, end=DEMO_END, data_dir=data_dir,
+                      indicators=IndicatorSet.default())
+    execute(job)
+    query = (
+        "SELECT ticker, ts::DATE AS date, close, round(sma_20, 2) AS sma_20, round(rsi_14, 1) AS rsi_14, "
+        "round(macd_hist, 3) AS macd_hist, round(vwap, 2) AS vwap FROM bars_1d "
+        "WHERE ticker IN ('AAPL', 'MSFT', 'NA') QUALIFY row_number() OVER (PARTITION BY ticker ORDER BY ts DESC) = 1 "
+        "ORDER BY ticker"
+    )
+    console.print(f"\n[bold]colfill sql[/] \"{query}\"", highlight=False)
+    run_sql(query, data_dir, None, "table")
+    console.print(
+        f"\nTry: colfill sql \"SELECT ticker, count(*) FROM bars_1m GROUP BY ALL ORDER BY 2 DESC LIMIT 5\" "
+        f"--data-dir {data_dir}", highlight=False,
+    )
+
+
+def sample(
+    out: Annotated[Path, typer.Option(help="Folder (or fsspec URL) to write the flat files into.")] = Path(
+        "sample-flatfiles"),
+    start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")] = DEMO_START.isoformat(),
+    end: Annotated[str, typer.Option(help="Last date, YYYY-MM-DD.")] = DEMO_END.isoformat(),
+    tickers: Annotated[int, typer.Option(help="How many tickers.")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same bytes.")] = 7,
+    minute: Annotated[bool, typer.Option(help="Write minute_aggs_v1 files.")] = True,
+    daily: Annotated[bool, typer.Option(help="Write day_aggs_v1 files.")] = True,
+) -> None:
+    """Write realistic sample flat files in the exact Polygon layout and format."""
+    from rich.console import Console
+
+    from colfill.errors import InvalidArgument
+    from colfill.sample import generate
+    from colfill.sources.flatfiles import parse_date
+
+    datasets = tuple(d for d, on in (("minute_aggs_v1", minute), ("day_aggs_v1", daily)) if on)
+    if not datasets:
+        raise InvalidArgument("--no-minute and --no-daily together write nothing")
+    info = generate(str(out), parse_date(start, "--start"), parse_date(end, "--end"), tickers=tickers, seed=seed,
+                    datasets=datasets)
+    Console(stderr=True).print(f"wrote {info.files} files, {info.rows:,} rows under {out}")

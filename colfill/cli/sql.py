@@ -1,0 +1,90 @@
+"""`colfill sql`: DuckDB SQL over the embedded database and the staged Parquet lake."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from colfill.cli.run import DEFAULT_DATA_DIR, DataDir
+
+
+def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-def]
+    """An in-memory DuckDB with views: the store's tables (read-only) and `lake_<table>`, `rejects`, `manifest`."""
+    import duckdb
+
+    from colfill.stores import resolve_url
+
+    con = duckdb.connect()
+    url = resolve_url(db, data_dir)
+    if not url.startswith("duckdb://"):
+        from colfill.errors import InvalidArgument
+
+        raise InvalidArgument("colfill sql reads the embedded DuckDB store; for PostgreSQL use psql")
+    path = Path(url[len("duckdb://"):])
+    if path.exists():
+        con.execute(f"ATTACH '{path.as_posix().replace(chr(39), chr(39) * 2)}' AS store (READ_ONLY)")
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'"
+        ).fetchall():
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM store."{name}"')
+    lake = data_dir / "lake"
+    for table_dir in sorted(lake.glob("table=*")):
+        table = table_dir.name.split("=", 1)[1]
+        glob = (table_dir / "date=*" / "*.parquet").as_posix()
+        con.execute(f"CREATE VIEW \"lake_{table}\" AS SELECT * FROM read_parquet('{glob}', hive_partitioning=true)")
+    if list(lake.glob("_rejects/table=*/date=*/*.parquet")):
+        glob = (lake / "_rejects" / "table=*" / "date=*" / "*.parquet").as_posix()
+        con.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{glob}', hive_partitioning=true)")
+    if list(lake.glob("_manifest/table=*/lineage=*/*.json")):
+        glob = (lake / "_manifest" / "table=*" / "lineage=*" / "*.json").as_posix()
+        con.execute(f"CREATE VIEW manifest AS SELECT * FROM read_json_auto('{glob}')")
+    return con
+
+
+def run_sql(query: str, data_dir: Path, db: str | None, fmt: str) -> None:
+    import duckdb
+
+    from colfill.errors import InvalidArgument
+
+    con = connect(data_dir, db)
+    try:
+        rel = con.sql(query)
+    except duckdb.Error as exc:
+        views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        raise InvalidArgument(f"SQL error: {exc}\nHint: tables here: {', '.join(views) or 'none yet (run first)'}") from None
+    if rel is None:
+        return
+    frame = rel.pl()
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table()
+        for c in frame.columns:
+            table.add_column(c)
+        for row in frame.iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="DuckDB SQL, e.g. \"SELECT * FROM bars_1d LIMIT 5\".")],
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    db: Annotated[Optional[str], typer.Option("--db", help="DuckDB file (default <data-dir>/colfill.duckdb).")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Query the embedded store (bars_1m, bars_1d, colfill_files) and the lake (lake_bars_1m, lake_bars_1d,
+    rejects, manifest) with DuckDB SQL."""
+    from colfill.errors import InvalidArgument
+
+    if fmt not in ("table", "csv", "json"):
+        raise InvalidArgument(f"--format {fmt!r}: choose table, csv or json")
+    run_sql(query, data_dir, db, fmt)

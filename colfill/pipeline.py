@@ -1,0 +1,336 @@
+"""The orchestrator: flat files → validated bars → indicators → Parquet lake → store, resumably.
+
+For each bars table the work is a chain of trading days. Every day's fingerprint chains its source
+object's identity to the previous day's (`colfill.stage.lake.chain`), so comparing the lake's manifest
+with the listing tells exactly which days are new, replaced, or downstream of a replaced day (their
+indicators depend on it) — nothing is guessed. Staging resumes from the indicator state saved after
+the last good day. Loading compares the store's own manifest with the lake's, so a store that missed
+a day (crash, outage) gets it on the next run, and a day is never loaded twice.
+
+Three kinds of work overlap: a reader thread parses the next file while the main thread computes
+indicators, a writer thread writes Parquet/state/manifest, and loader threads feed the store. Queues
+are bounded, so memory follows the size of one day's file, not the number of days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from colfill.errors import ColfillError, InvalidArgument
+from colfill.indicators.batch import enrich
+from colfill.indicators.spec import IndicatorSet
+from colfill.indicators.state import normalise
+from colfill.sources.flatfiles import TIMEFRAMES, FlatFiles, ParsedFile, SourceObject
+from colfill.stage.lake import Lake, ManifestEntry, chain
+from colfill.stores import LoadBatch, Store
+
+TABLES = ("bars_1d", "bars_1m")
+
+
+@dataclass(frozen=True)
+class BackfillJob:
+    """A backfill request. Its `lineage(table)` (table, tickers, indicators) names the chain of state;
+    the date range is not part of it, so extending a range continues the same chain."""
+
+    source: str
+    start: dt.date
+    end: dt.date
+    data_dir: Path
+    tables: tuple[str, ...] = TABLES
+    tickers: tuple[str, ...] | None = None
+    limit: int | None = None
+    indicators: IndicatorSet = field(default_factory=IndicatorSet.default)
+    prefix: str = "us_stocks_sip"
+    store_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise InvalidArgument(f"--start {self.start} is after --end {self.end}")
+        unknown = [t for t in self.tables if t not in TABLES]
+        if unknown:
+            raise InvalidArgument(f"unknown table(s) {unknown}; colfill loads {', '.join(TABLES)}")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidArgument(f"--limit {self.limit} must be at least 1")
+
+    def lineage(self, table: str, tickers: tuple[str, ...] | None) -> str:
+        ident = f"{table}|{','.join(tickers) if tickers else '*'}|{self.indicators.token()}"
+        return hashlib.sha256(ident.encode()).hexdigest()[:12]
+
+
+@dataclass
+class TableResult:
+    table: str
+    files: int = 0
+    staged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rows_in: int = 0
+    rows_out: int = 0
+    rejected: int = 0
+    loaded_days: int = 0
+    loaded_rows: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    tables: list[TableResult]
+    store: str
+    lake: Path
+
+    @property
+    def ok(self) -> bool:
+        return all(not t.errors and not t.rejected for t in self.tables)
+
+
+class Reporter(Protocol):
+    """Progress sink; stages call it, only the CLI passes a visible one."""
+
+    def start(self, table: str, days: int) -> None: ...
+    def advance(self, table: str, rows: int) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class NullReporter:
+    def start(self, table: str, days: int) -> None:
+        pass
+
+    def advance(self, table: str, rows: int) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One day of the chain: where its file is and what fingerprint it must have."""
+
+    date: dt.date
+    obj: SourceObject
+    fingerprint: str
+
+
+def _plan(
+    lake: Lake, table: str, lineage: str, listed: list[SourceObject]
+) -> tuple[list[_Day], int, pl.DataFrame | None]:
+    """The chain of days, the index to start staging at, and the indicator state before it.
+
+    Days already staged with the expected fingerprint are skipped unless a day before them is restaged
+    (their indicators depend on it). A day that failed is retried, and the days after it with it.
+    """
+    manifest = lake.manifest(table, lineage)
+    objects = {e.date: SourceObject(e.source_key, e.date, e.etag, e.size) for e in manifest.values()}
+    objects.update({o.date: o for o in listed})
+    days: list[_Day] = []
+    prev = ""
+    for d in sorted(objects):
+        o = objects[d]
+        prev = chain(prev, o.key, o.etag, o.size, lineage)
+        days.append(_Day(d, o, prev))
+    first_dirty = next(
+        (i for i, day in enumerate(days)
+         if (e := manifest.get(day.date)) is None or e.fingerprint != day.fingerprint or e.status != "done"),
+        len(days),
+    )
+    start = first_dirty
+    state = None
+    if first_dirty > 0:
+        snapshots = {d for d in lake.state_dates(table, lineage)}
+        by_date = {d.date: i for i, d in enumerate(days)}
+        candidates = sorted((d for d in snapshots if d in by_date and by_date[d] < first_dirty), reverse=True)
+        start = 0
+        for d in candidates:
+            frame, fp = lake.read_state(table, lineage, d)
+            if fp == days[by_date[d]].fingerprint:
+                state, start = frame, by_date[d] + 1
+                break
+    return days, start, state
+
+
+def run(
+    job: BackfillJob,
+    store: Store,
+    source: FlatFiles | None = None,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Stage and load every table of the job; errors of single files are collected, not raised."""
+    reporter = reporter or NullReporter()
+    source = source or FlatFiles(job.source, prefix=job.prefix)
+    lake = Lake(job.data_dir / "lake")
+    tickers = job.tickers
+    results = []
+    for table in job.tables:
+        listed = source.list(table, job.start, job.end)
+        if tickers is None and job.limit is not None and listed:
+            tickers = _first_tickers(source, listed[0], job.limit)
+        results.append(_run_table(job, table, listed, tickers, source, lake, store, reporter))
+    return RunResult(results, getattr(store, "describe", lambda: store.name)(), lake.root)
+
+
+def _first_tickers(source: FlatFiles, obj: SourceObject, limit: int) -> tuple[str, ...]:
+    """--limit N: the first N tickers (sorted) of the earliest file, fixed for the whole run."""
+    parsed = source.read(obj)
+    return tuple(parsed.bars["ticker"].unique().sort().head(limit).to_list())
+
+
+def _run_table(
+    job: BackfillJob,
+    table: str,
+    listed: list[SourceObject],
+    tickers: tuple[str, ...] | None,
+    source: FlatFiles,
+    lake: Lake,
+    store: Store,
+    reporter: Reporter,
+) -> TableResult:
+    t0 = time.perf_counter()
+    res = TableResult(table, files=len(listed))
+    lineage = job.lineage(table, tickers)
+    timeframe = TIMEFRAMES[table]
+    days, start, state = _plan(lake, table, lineage, listed)
+    todo = days[start:]
+    res.skipped = len(listed) - sum(1 for d in todo if job.start <= d.date <= job.end)
+    reporter.start(table, len(todo))
+    if state is not None:
+        state = state.filter(pl.col("timeframe") == timeframe)
+
+    loaded = store.loaded(table, lineage)
+    workers = max(1, int(getattr(store, "load_workers", 1)))
+    in_flight: list[tuple[_Day, Future[int]]] = []
+
+    def submit_load(day: _Day, bars: pl.DataFrame) -> None:
+        batch = LoadBatch(table, day.date, bars.to_arrow(), day.obj.key, day.obj.etag, day.obj.size,
+                          day.fingerprint, lineage, tickers)
+        in_flight.append((day, loaders.submit(store.load, batch)))
+        while len(in_flight) > workers + 1:
+            _collect(*in_flight.pop(0))
+
+    def _collect(day: _Day, fut: Future[int]) -> None:
+        try:
+            res.loaded_rows += fut.result()
+            res.loaded_days += 1
+        except ColfillError as exc:
+            res.errors.append(str(exc))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="colfill-read") as readers, \
+            ThreadPoolExecutor(1, thread_name_prefix="colfill-write") as writers, \
+            ThreadPoolExecutor(workers, thread_name_prefix="colfill-load") as loaders:
+        reads = _prefetch(readers, source, todo, tickers)
+        writes: list[Future[None]] = []
+        for day, fut in reads:
+            try:
+                parsed = fut.result()
+                error = None
+            except ColfillError as exc:
+                parsed, error = None, str(exc)
+            if parsed is None:
+                res.failed += 1
+                res.errors.append(error or "")
+                entry = _entry(table, day, lineage, None, "failed", error)
+                writes.append(writers.submit(_commit_failed, lake, table, lineage, day, state, entry, timeframe,
+                                             job.indicators))
+                reporter.advance(table, 0)
+                continue
+            bars, state = enrich(parsed.bars, job.indicators, state)
+            state = normalise(state, job.indicators, timeframe)
+            entry = _entry(table, day, lineage, parsed, "done", None, rows_out=bars.height)
+            res.staged += 1
+            res.rows_in += parsed.rows_in
+            res.rows_out += bars.height
+            res.rejected += parsed.rejects.height
+            for line in _reject_lines(parsed, table):
+                res.errors.append(line)
+            writes.append(writers.submit(_commit_day, lake, table, lineage, day, bars, parsed.rejects, state, entry))
+            while len(writes) > 2:
+                writes.pop(0).result()
+            submit_load(day, bars)
+            reporter.advance(table, bars.height)
+        for w in writes:
+            w.result()
+        # Days staged earlier that the store does not hold with the same fingerprint (a crash, an outage).
+        manifest = lake.manifest(table, lineage)
+        staged_now = {d.date for d in todo}
+        for day in days:
+            e = manifest.get(day.date)
+            if (e is None or e.status != "done" or day.date in staged_now
+                    or loaded.get(day.date) == day.fingerprint or e.fingerprint != day.fingerprint):
+                continue
+            submit_load(day, pl.read_parquet(lake.partition(table, day.date, lineage)))
+        for item in in_flight:
+            _collect(*item)
+    lake.prune_states(table, lineage, keep=set())
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _prefetch(
+    pool: ThreadPoolExecutor, source: FlatFiles, days: list[_Day], tickers: tuple[str, ...] | None, depth: int = 2
+) -> Iterator[tuple[_Day, Future[ParsedFile]]]:
+    """Parse up to `depth` files ahead of the consumer, in order."""
+    pending: list[tuple[_Day, Future[ParsedFile]]] = []
+    it = iter(days)
+    for day in it:
+        pending.append((day, pool.submit(source.read, day.obj, tickers)))
+        if len(pending) >= depth:
+            break
+    while pending:
+        head = pending.pop(0)
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append((nxt, pool.submit(source.read, nxt.obj, tickers)))
+        yield head
+
+
+def _entry(
+    table: str, day: _Day, lineage: str, parsed: ParsedFile | None, status: str, error: str | None, rows_out: int = 0
+) -> ManifestEntry:
+    return ManifestEntry(
+        table=table, date=day.date, lineage=lineage, source_key=day.obj.key, etag=day.obj.etag, size=day.obj.size,
+        fingerprint=day.fingerprint, rows_in=parsed.rows_in if parsed else 0, rows_out=rows_out,
+        rejected=parsed.rejects.height if parsed else 0, status=status, error=error,
+        staged_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _commit_day(
+    lake: Lake, table: str, lineage: str, day: _Day, bars: pl.DataFrame, rejects: pl.DataFrame,
+    state: pl.DataFrame, entry: ManifestEntry,
+) -> None:
+    lake.write_partition(table, day.date, lineage, bars)
+    lake.write_rejects(table, day.date, lineage, rejects)
+    lake.write_state(table, lineage, day.date, state, day.fingerprint)
+    lake.write_manifest(entry)
+
+
+def _commit_failed(
+    lake: Lake, table: str, lineage: str, day: _Day, state: pl.DataFrame | None, entry: ManifestEntry,
+    timeframe: str, indicators: IndicatorSet,
+) -> None:
+    """A failed day passes the state through unchanged, so later days stay computable."""
+    from colfill.indicators.state import empty
+
+    lake.write_state(table, lineage, day.date, state if state is not None else normalise(empty(indicators),
+                     indicators, timeframe), day.fingerprint)
+    lake.write_manifest(entry)
+
+
+def _reject_lines(parsed: ParsedFile, table: str, show: int = 3) -> list[str]:
+    if not parsed.rejects.height:
+        return []
+    first = parsed.rejects.head(show)
+    lines = [f"{r['source_key']} line {r['line']}: {r['reason']}" for r in first.iter_rows(named=True)]
+    more = parsed.rejects.height - first.height
+    tail = f" (+{more} more)" if more else ""
+    return [f"{lines[0]}{tail}. Hint: rejected rows are in lake/_rejects/table={table}/; the rest loaded."] + lines[1:]
+

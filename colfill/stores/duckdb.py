@@ -1,0 +1,165 @@
+"""The embedded default store: one DuckDB file, so the whole pipeline runs with no server.
+
+Each partition is applied in one transaction: delete the day's rows (of the partition's tickers),
+insert the staged rows from Arrow, upsert the manifest row. A crash leaves the day either wholly
+loaded and recorded or untouched; running the same job again replaces, never duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from colfill.errors import SchemaMismatch, StoreError
+from colfill.stores.base import LoadBatch
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS colfill_files (
+    table_name VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    lineage VARCHAR NOT NULL,
+    source_key VARCHAR NOT NULL,
+    etag VARCHAR NOT NULL,
+    size BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    rows BIGINT NOT NULL,
+    status VARCHAR NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (table_name, date, lineage)
+)"""
+
+
+def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars and its day bar."""
+    start = dt.datetime.combine(date, dt.time(), NEW_YORK)
+    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+
+
+def sql_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_date(t):
+        return "DATE"
+    raise SchemaMismatch(f"no DuckDB column type for Arrow type {t}")
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBStore:
+    """Store into a DuckDB file (`duckdb:///abs/path.duckdb` or a plain path)."""
+
+    name = "duckdb"
+    supports_upsert = True
+    supports_hypertables = False
+    load_workers = 1  # one writer: DuckDB serialises writes to a file anyway
+
+    def __init__(self, url: str, **_: object) -> None:
+        import duckdb
+
+        path = urlsplit(url).path if url.startswith("duckdb://") else url
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open the DuckDB file {self.path}: {exc}. Hint: another colfill process may hold it; "
+                "DuckDB allows one writer at a time."
+            ) from exc
+        self._lock = threading.Lock()
+        self._columns: dict[str, list[str]] = {}
+        self.con.execute(MANIFEST_DDL)
+
+    def describe(self) -> str:
+        return f"DuckDB {self.path}"
+
+    def ensure_table(self, table: str, schema: pa.Schema) -> None:
+        with self._lock:
+            existing = {
+                r[0]: r[1]
+                for r in self.con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                    "AND table_schema = current_schema() ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+            }
+            wanted = {f.name: sql_type(f.type) for f in schema}
+            if not existing:
+                cols = ", ".join(f"{quote(n)} {t}" + (" NOT NULL" if n in ("ticker", "ts") else "")
+                                 for n, t in wanted.items())
+                self.con.execute(f"CREATE TABLE {quote(table)} ({cols}, PRIMARY KEY (ticker, ts))")
+            else:
+                for n, t in wanted.items():
+                    if n in existing and existing[n].replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") != t:
+                        raise SchemaMismatch(
+                            f"table {table} in {self.path} has column {n} of type {existing[n]}, colfill needs {t}. "
+                            "Hint: colfill never drops data; rename the table or use another --db."
+                        )
+                for n, t in wanted.items():
+                    if n not in existing:
+                        self.con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(n)} {t}")
+            self._columns[table] = [
+                r[0] for r in self.con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "AND table_schema = current_schema() ORDER BY ordinal_position", [table]
+                ).fetchall()
+            ]
+
+    def load(self, batch: LoadBatch) -> int:
+        data = batch.data
+        if batch.table not in self._columns:
+            self.ensure_table(batch.table, data.schema)
+        start, end = day_bounds(batch.date)
+        cols = self._columns[batch.table]
+        present = set(data.column_names)
+        select = ", ".join(quote(c) if c in present else f"NULL AS {quote(c)}" for c in cols)
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if batch.tickers is None:
+                    con.execute(f"DELETE FROM {quote(batch.table)} WHERE ts >= ? AND ts < ?", [start, end])
+                else:
+                    con.execute(
+                        f"DELETE FROM {quote(batch.table)} WHERE ts >= ? AND ts < ? AND list_contains(?, ticker)",
+                        [start, end, list(batch.tickers)],
+                    )
+                con.register("__colfill_batch", data)
+                con.execute(f"INSERT INTO {quote(batch.table)} SELECT {select} FROM __colfill_batch")
+                con.unregister("__colfill_batch")
+                con.execute(
+                    "INSERT OR REPLACE INTO colfill_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'loaded', now())",
+                    [batch.table, batch.date, batch.lineage, batch.source_key, batch.etag, batch.size,
+                     batch.fingerprint, data.num_rows],
+                )
+                con.execute("COMMIT")
+            except Exception as exc:
+                con.execute("ROLLBACK")
+                raise StoreError(f"loading {batch.source_key} into {batch.table} failed: {exc}") from exc
+        return data.num_rows
+
+    def loaded(self, table: str, lineage: str) -> dict[dt.date, str]:
+        with self._lock:
+            rows = self.con.execute(
+                "SELECT date, fingerprint FROM colfill_files WHERE table_name = ? AND lineage = ?", [table, lineage]
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def close(self) -> None:
+        self.con.close()
