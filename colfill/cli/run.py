@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ DataDir = Annotated[
                  help="Where the Parquet lake and the embedded DuckDB file live."),
 ]
 DbOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--db", "--store", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
                  help="Destination: a DuckDB file path or duckdb:///path, or postgresql://user@host/db "
                  "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
@@ -48,18 +48,18 @@ def _dates(start: str | None, end: str | None, years: int | None) -> tuple[dt.da
 
 
 def run(
-    tickers: Annotated[Optional[str], typer.Option(help="Comma-separated tickers, e.g. AAPL,TSLA. Default: all.")]
+    tickers: Annotated[str | None, typer.Option(help="Comma-separated tickers, e.g. AAPL,TSLA. Default: all.")]
     = None,
     all_tickers: Annotated[bool, typer.Option("--all", help="Every ticker in the files (the default).")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N tickers (sorted) of the earliest file.")]
+    limit: Annotated[int | None, typer.Option(help="Only the first N tickers (sorted) of the earliest file.")]
     = None,
-    years: Annotated[Optional[int], typer.Option(help="How many years back from --end (default 1).")] = None,
-    start: Annotated[Optional[str], typer.Option(help="First date, YYYY-MM-DD (instead of --years).")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
+    years: Annotated[int | None, typer.Option(help="How many years back from --end (default 1).")] = None,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD (instead of --years).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
     skip_daily: Annotated[bool, typer.Option("--skip-daily", help="Do not load day bars (bars_1d).")] = False,
     skip_minute: Annotated[bool, typer.Option("--skip-minute", help="Do not load minute bars (bars_1m).")] = False,
     source: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(envvar="COLFILL_SOURCE", show_envvar=True,
                      help="Flat-files root: s3://flatfiles (S3 keys in COLFILL_S3_KEY_ID/COLFILL_S3_SECRET, "
                      "endpoint COLFILL_S3_ENDPOINT) or a local folder with the same layout. Default s3://flatfiles."),
@@ -68,7 +68,7 @@ def run(
     db: DbOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
     indicators: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Indicator set, e.g. sma:10,ema:50,rsi:14,macd:12:26:9,bb:20:2,vwap (default: "
                      "sma_20, sma_50, ema_20, rsi_14, macd, bollinger 20/2, vwap)."),
     ] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -54,7 +54,8 @@ def run_sql(query: str, data_dir: Path, db: str | None, fmt: str) -> None:
         rel = con.sql(query)
     except duckdb.Error as exc:
         views = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
-        raise InvalidArgument(f"SQL error: {exc}\nHint: tables here: {', '.join(views) or 'none yet (run first)'}") from None
+        have = ", ".join(views) or "none yet (run first)"
+        raise InvalidArgument(f"SQL error: {exc}\nHint: tables here: {have}") from None
     if rel is None:
         return
     frame = rel.pl()
@@ -77,7 +78,7 @@ def run_sql(query: str, data_dir: Path, db: str | None, fmt: str) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="DuckDB SQL, e.g. \"SELECT * FROM bars_1d LIMIT 5\".")],
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
-    db: Annotated[Optional[str], typer.Option("--db", help="DuckDB file (default <data-dir>/colfill.duckdb).")]
+    db: Annotated[str | None, typer.Option("--db", help="DuckDB file (default <data-dir>/colfill.duckdb).")]
     = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:

@@ -267,7 +267,9 @@ class IndicatorSet:
             except ValueError:
                 raise InvalidArgument(f"--indicators: {raw.strip()!r} has a parameter that is not a number") from None
             if any(v <= 0 for v in values) or (name in ("sma", "ema", "rsi", "bb") and values and values[0] < 2):
-                raise InvalidArgument(f"--indicators: {raw.strip()!r} needs periods of at least 2 (and positive factors)")
+                raise InvalidArgument(
+                    f"--indicators: {raw.strip()!r} needs periods of at least 2 (and positive factors)"
+                )
             ind = klass(*values)
             if ind not in out:
                 out.append(ind)

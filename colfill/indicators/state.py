@@ -61,7 +61,9 @@ def check(state: pl.DataFrame, indicators: IndicatorSet) -> None:
         )
     dupes = state.group_by("ticker", "timeframe").len().filter(pl.col("len") > 1)
     if dupes.height:
-        raise SchemaMismatch(f"the indicator state has {dupes.height} duplicated symbol(s), e.g. {dupes['ticker'][0]!r}")
+        raise SchemaMismatch(
+            f"the indicator state has {dupes.height} duplicated symbol(s), e.g. {dupes['ticker'][0]!r}"
+        )
 
 
 def context_rows(state: pl.DataFrame, indicators: IndicatorSet) -> pl.DataFrame:

@@ -106,7 +106,8 @@ class FlatFiles:
             except FileNotFoundError:
                 continue
             except PermissionError as exc:
-                raise SourceError(f"listing {self.root}/{self.prefix}/{dataset}/{year}/ was refused (403). {S3_403_HINT}") from exc
+                where = f"{self.root}/{self.prefix}/{dataset}/{year}/"
+                raise SourceError(f"listing {where} was refused (403). {S3_403_HINT}") from exc
             except Exception as exc:  # botocore/aiohttp errors carry no stable type across versions
                 raise _classify(exc, f"{self.root}/{self.prefix}/{dataset}/{year}/") from exc
         if not found and not self._exists(base):
@@ -146,7 +147,7 @@ class FlatFiles:
         return data
 
     def read(self, obj: SourceObject, tickers: tuple[str, ...] | None = None) -> ParsedFile:
-        return parse(self.read_bytes(obj), obj.key, tickers)
+        return parse(self.read_bytes(obj), obj.key, tickers, obj.date)
 
 
 def _etag(info: dict[str, Any]) -> str:
@@ -180,8 +181,14 @@ def decompress(data: bytes, key: str) -> bytes:
         ) from exc
 
 
-def parse(data: bytes, key: str, tickers: tuple[str, ...] | None = None) -> ParsedFile:
-    """Parse one aggregate CSV (gzip or plain) into bars and rejects; raise SourceError for a bad file."""
+def parse(
+    data: bytes, key: str, tickers: tuple[str, ...] | None = None, date: dt.date | None = None
+) -> ParsedFile:
+    """Parse one aggregate CSV (gzip or plain) into bars and rejects; raise SourceError for a bad file.
+
+    With `date`, a bar whose New York trading date differs from the file's is rejected: a day is loaded
+    and replaced as a whole, so every bar must belong to the day of its file.
+    """
     raw = decompress(data, key)
     first = raw[: raw.find(b"\n")] if b"\n" in raw else raw
     header = tuple(first.decode("utf-8", "replace").strip().split(","))
@@ -203,7 +210,7 @@ def parse(data: bytes, key: str, tickers: tuple[str, ...] | None = None) -> Pars
         frame = frame.filter(pl.col("ticker").is_in(list(tickers)))
         if typed_rejects is not None:
             typed_rejects = typed_rejects.filter(pl.col("ticker").is_in(list(tickers)))
-    bars, rejects = _validate(frame, key)
+    bars, rejects = _validate(frame, key, date)
     if typed_rejects is not None:
         rejects = pl.concat([typed_rejects, rejects]).sort("line")
     return ParsedFile(bars=bars, rejects=rejects, rows_in=rows_in)
@@ -222,7 +229,8 @@ def _parse_slow(raw: bytes, key: str, exc: Exception) -> tuple[pl.DataFrame, pl.
     typed = text.with_columns(**{f"__t_{c}": e for c, e in casts.items()})
     bad = pl.lit(None, dtype=pl.Utf8)
     for c in reversed(list(casts)):
-        bad = pl.when(pl.col(f"__t_{c}").is_null()).then(pl.format("unparsable {} {}", pl.lit(c), pl.col(c).fill_null("<missing>"))).otherwise(bad)
+        why = pl.format("unparsable {} {}", pl.lit(c), pl.col(c).fill_null("<missing>"))
+        bad = pl.when(pl.col(f"__t_{c}").is_null()).then(why).otherwise(bad)
     typed = typed.with_columns(bad.alias("reason"))
     rejects = typed.filter(pl.col("reason").is_not_null()).select(
         pl.lit(key).alias("source_key"), "line", "reason", *HEADER
@@ -233,14 +241,20 @@ def _parse_slow(raw: bytes, key: str, exc: Exception) -> tuple[pl.DataFrame, pl.
     return good, rejects
 
 
-def _validate(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split parsed rows into sane bars and rejects (first failing rule is the reason)."""
+    from colfill.indicators.batch import session_dates
+
+    ts = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+    frame = frame.with_columns(ts.alias("ts"))
+    frame = frame.with_columns(session_dates(frame["ts"]).alias("__date"))
     o, h, l_, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
     rules: list[tuple[pl.Expr, pl.Expr]] = [
         (pl.col("ticker") == "", pl.lit("empty ticker")),
         (pl.any_horizontal(x.is_null() | x.is_nan() for x in (o, h, l_, c, v)), pl.lit("missing or NaN value")),
         (pl.col("window_start").is_null(), pl.lit("missing window_start")),
-        (pl.min_horizontal(o, h, l_, c) <= 0, pl.format("non-positive price (open {} high {} low {} close {})", o, h, l_, c)),
+        (pl.min_horizontal(o, h, l_, c) <= 0,
+         pl.format("non-positive price (open {} high {} low {} close {})", o, h, l_, c)),
         (v < 0, pl.format("negative volume {}", v)),
         (h < l_, pl.format("high {} < low {}", h, l_)),
         ((o < l_) | (o > h), pl.format("open {} outside low {} .. high {}", o, l_, h)),
@@ -248,6 +262,9 @@ def _validate(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, pl.DataFrame
         (pl.struct("ticker", "window_start").is_duplicated() & ~pl.struct("ticker", "window_start").is_last_distinct(),
          pl.lit("duplicate (ticker, window_start): a later row of the file replaces it")),
     ]
+    if date is not None:
+        why = pl.format("bar at {} UTC is outside the file's trading date {}", pl.col("ts"), pl.lit(str(date)))
+        rules.append((pl.col("__date") != date, why))
     reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
     for cond, why in reversed(rules):
         reason = pl.when(cond.fill_null(True)).then(why).otherwise(reason)
@@ -257,9 +274,7 @@ def _validate(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, pl.DataFrame
         pl.lit(key).alias("source_key"), "line", "reason", *[pl.col(n).cast(pl.Utf8) for n in HEADER]
     )
     bars = checked.filter(pl.col("reason").is_null()).select(
-        "ticker",
-        pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
-        "open", "high", "low", "close", "volume",
+        "ticker", "ts", "open", "high", "low", "close", "volume",
         pl.lit(None, dtype=pl.Float64).alias("vw"),
         "transactions",
     )
