@@ -216,6 +216,11 @@ def parse(
             row_index_name="line", row_index_offset=2,
         )
         typed_rejects = None
+    except OSError as exc:
+        raise SourceError(
+            f"{key}: corrupt gzip ({exc}). Hint: the download may be truncated; the file is skipped and retried "
+            "on the next run, other files still load."
+        ) from exc
     except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, pl.exceptions.NoDataError) as exc:
         frame, typed_rejects = _parse_slow(decompress(data, key), key, exc)
     rows_in = frame.height + (typed_rejects.height if typed_rejects is not None else 0)

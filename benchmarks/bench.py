@@ -1,0 +1,280 @@
+"""`make bench`: rows/s and peak memory of each batch stage, against baselines measured in the same run.
+
+Stages (each in a fresh process, see _common.measure): our scan (read + parse + validate), the
+indicator engine, the Parquet write, the DuckDB load, and end to end (`colfill run` into DuckDB).
+Baselines on the same data: a bare `pl.scan_csv(...).collect()`, TA-Lib once per ticker for the default
+set, and a per-bar pure-Python loop like the original tool's. Then the memory check: end to end on
+twice the days must not need more than 20% more peak memory. Other modules (bench_incremental,
+bench_postgres) add their stages to the same results file.
+
+Environment: BENCH_TICKERS (default 400) and BENCH_DAYS (default 12) size the sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import measure, record, show  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+TICKERS = int(os.environ.get("BENCH_TICKERS", "400"))
+DAYS = int(os.environ.get("BENCH_DAYS", "12"))
+START = dt.date(2024, 1, 2)
+
+
+def sample_dir(days: int) -> Path:
+    """Sample flat files for the first `days` trading days (cached between runs)."""
+    from colfill.sample import generate, trading_days
+
+    root = DATA / f"t{TICKERS}-d{days}"
+    marker = root / ".complete"
+    if not marker.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        end = trading_days(START, START + dt.timedelta(days=days * 2 + 10))[days - 1]
+        generate(root, START, end, tickers=TICKERS, seed=1, datasets=("minute_aggs_v1",), minute_fill=0.5)
+        marker.touch()
+    return root
+
+
+def minute_files(root: Path) -> list[str]:
+    return sorted(str(p) for p in (root / "us_stocks_sip" / "minute_aggs_v1").rglob("*.csv.gz"))
+
+
+def enriched_path(root: Path) -> Path:
+    return root / "enriched.parquet"
+
+
+def load_bars(root: Path):  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from colfill.sources.flatfiles import FlatFiles
+
+    src = FlatFiles(str(root))
+    objs = src.list("bars_1m", dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+    return pl.concat([src.read(o).bars for o in objs])
+
+
+# --- stages (top-level functions: they run in spawned processes) ---------------------------------------
+
+def stage_bare_scan(root: Path) -> int:
+    import polars as pl
+
+    frames = [pl.scan_csv(f, schema_overrides={"ticker": pl.Utf8}).collect() for f in minute_files(root)]
+    return sum(f.height for f in frames)
+
+
+def stage_scan(root: Path) -> int:
+    from colfill.sources.flatfiles import FlatFiles
+
+    src = FlatFiles(str(root))
+    return sum(src.read(o).bars.height for o in src.list("bars_1m", dt.date(2000, 1, 1), dt.date(2100, 1, 1)))
+
+
+def prepare_frame(root: Path) -> int:
+    bars = load_bars(root)
+    bars.write_parquet(root / "bars.parquet")
+    return bars.height
+
+
+def stage_indicators(root: Path) -> int:
+    import polars as pl
+
+    from colfill.indicators.batch import enrich
+    from colfill.indicators.spec import IndicatorSet
+
+    bars = pl.read_parquet(root / "bars.parquet")
+    import time
+
+    t0 = time.perf_counter()
+    out, _ = enrich(bars, IndicatorSet.default())
+    _report_inner(bars.height, time.perf_counter() - t0)
+    out.write_parquet(enriched_path(root))
+    return out.height
+
+
+def baseline_talib(root: Path) -> int:
+    import time
+
+    import numpy as np
+    import polars as pl
+    import talib
+
+    bars = pl.read_parquet(root / "bars.parquet")
+    t0 = time.perf_counter()
+    bars = bars.sort("ticker", "ts")
+    ny = bars["ts"].dt.convert_time_zone("America/New_York").dt.date().to_physical().to_numpy()
+    for part in bars.partition_by("ticker", maintain_order=True):
+        c = part["close"].to_numpy()
+        h, lo, v = part["high"].to_numpy(), part["low"].to_numpy(), part["volume"].to_numpy()
+        talib.SMA(c, 20), talib.SMA(c, 50), talib.EMA(c, 20), talib.RSI(c, 14)
+        talib.MACD(c, 12, 26, 9), talib.BBANDS(c, 20, 2, 2, 0)
+        tp = (h + lo + c) / 3
+        np.cumsum(tp * v), np.cumsum(v)  # VWAP's work, without the session split TA-Lib lacks
+    del ny
+    _report_inner(bars.height, time.perf_counter() - t0)
+    return bars.height
+
+
+def baseline_per_bar(root: Path, limit: int = 200_000) -> int:
+    """The original tool's style: one Python dict per bar, windows rebuilt from lists every bar."""
+    import time
+
+    import polars as pl
+
+    bars = pl.read_parquet(root / "bars.parquet").sort("ts").head(limit)
+    rows = bars.select("ticker", "close", "high", "low", "volume").rows()
+    t0 = time.perf_counter()
+    hist: dict[str, list[float]] = {}
+    session: dict[str, list[tuple[float, float]]] = {}
+    for ticker, close, high, low, volume in rows:
+        closes = hist.setdefault(ticker, [])
+        closes.append(close)
+        out = {}
+        for n in (20, 50):
+            if len(closes) >= n:
+                out[f"sma_{n}"] = sum(closes[-n:]) / n
+        if len(closes) >= 20:
+            w = closes[-20:]
+            m = sum(w) / 20
+            sd = (sum((x - m) ** 2 for x in w) / 20) ** 0.5
+            out["bb_upper"], out["bb_lower"] = m + 2 * sd, m - 2 * sd
+        if len(closes) >= 15:
+            d = [b - a for a, b in zip(closes[-15:-1], closes[-14:])]
+            g = sum(x for x in d if x > 0) / 14
+            lo_ = -sum(x for x in d if x < 0) / 14
+            out["rsi"] = 100 * g / (g + lo_) if g + lo_ else 0.0
+        k = 2 / 21
+        ema = closes[0]
+        for x in closes[-60:]:
+            ema = ema + k * (x - ema)
+        out["ema_20"] = ema
+        today = session.setdefault(ticker, [])
+        today.append(((high + low + close) / 3 * volume, volume))
+        v = sum(b for _, b in today)
+        out["vwap"] = sum(a for a, _ in today) / v if v else 0.0
+    _report_inner(len(rows), time.perf_counter() - t0)
+    return len(rows)
+
+
+def stage_parquet(root: Path) -> int:
+    import time
+
+    import polars as pl
+
+    from colfill.stage.lake import PARQUET_COMPRESSION, PARQUET_LEVEL
+
+    out = pl.read_parquet(enriched_path(root))
+    t0 = time.perf_counter()
+    out.write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL)
+    _report_inner(out.height, time.perf_counter() - t0)
+    return out.height
+
+
+def stage_duckdb(root: Path) -> int:
+    import time
+
+    import polars as pl
+
+    from colfill.stores.duckdb import DuckDBStore
+
+    out = pl.read_parquet(enriched_path(root)).with_columns(pl.lit(None, dtype=pl.Float64).alias("vw"))
+    days = out["ts"].dt.convert_time_zone("America/New_York").dt.date()
+    parts = out.with_columns(days.alias("__d")).partition_by("__d", as_dict=True, include_key=False)
+    path = Path(tempfile.mkdtemp()) / "bench.duckdb"
+    store = DuckDBStore(str(path))
+    from colfill.stores.base import LoadBatch
+
+    t0 = time.perf_counter()
+    for (d,), frame in sorted(parts.items()):
+        store.load(LoadBatch("bars_1m", d, frame.to_arrow(), f"k/{d}", "e", 1, "fp", "lin"))
+    _report_inner(out.height, time.perf_counter() - t0)
+    store.close()
+    shutil.rmtree(path.parent)
+    return out.height
+
+
+def stage_end_to_end(root: Path) -> int:
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.pipeline import BackfillJob, run
+    from colfill.stores import open_store
+
+    data = Path(tempfile.mkdtemp())
+    job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
+                      tables=("bars_1m",), indicators=IndicatorSet.default())
+    store = open_store(f"duckdb:///{data / 'colfill.duckdb'}")
+    result = run(job, store)
+    store.close()
+    shutil.rmtree(data)
+    return result.tables[0].rows_out
+
+
+# Inner timings exclude reading the prepared input from disk, so each stage measures only its own work.
+_INNER: dict[str, float] = {}
+
+
+def _report_inner(rows: int, seconds: float) -> None:
+    Path(os.environ.get("BENCH_INNER", "/dev/null")).write_text(f"{rows} {seconds}")
+
+
+def timed(fn, *args):  # type: ignore[no-untyped-def]
+    """measure() for peak memory, with rows/s from the stage's inner timing when it reports one."""
+    inner = Path(tempfile.mkstemp()[1])
+    os.environ["BENCH_INNER"] = str(inner)
+    try:
+        fig = measure(fn, *args)
+        text = inner.read_text().split()
+        if text:
+            rows, secs = int(text[0]), float(text[1])
+            fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
+        return fig
+    finally:
+        inner.unlink(missing_ok=True)
+        os.environ.pop("BENCH_INNER", None)
+
+
+def main() -> None:
+    root = sample_dir(DAYS)
+    rows = measure(prepare_frame, root)["rows"]
+    print(f"sample: {TICKERS} tickers, {DAYS} days, {rows:,.0f} minute bars in {root}")
+    stages = {
+        "scan": timed(stage_scan, root),
+        "indicators": timed(stage_indicators, root),
+        "parquet_write": timed(stage_parquet, root),
+        "duckdb_load": timed(stage_duckdb, root),
+        "end_to_end_duckdb": timed(stage_end_to_end, root),
+    }
+    base = {
+        "bare_scan": timed(stage_bare_scan, root),
+        "talib": timed(baseline_talib, root),
+        "per_bar_python": timed(baseline_per_bar, root),
+    }
+    double = sample_dir(DAYS * 2)
+    measure(prepare_frame, double)
+    stages["end_to_end_duckdb_2x_days"] = timed(stage_end_to_end, double)
+    record(stages=stages, baselines={k: v["rows_per_s"] for k, v in base.items()})
+    show("stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in stages.items()])
+    show("baselines (same run, same data)", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in base.items()])
+    e2e, scan = stages["end_to_end_duckdb"]["rows_per_s"], base["bare_scan"]["rows_per_s"]
+    ind, tal = stages["indicators"]["rows_per_s"], base["talib"]["rows_per_s"]
+    mem1, mem2 = stages["end_to_end_duckdb"]["peak_rss_mb"], stages["end_to_end_duckdb_2x_days"]["peak_rss_mb"]
+    print("\ntargets")
+    print(f"  end to end / bare scan         {e2e / scan:6.1%}  (target >= 30%)")
+    print(f"  indicators / TA-Lib            {ind / tal:6.1%}  (target >= 50%)")
+    print(f"  indicators / per-bar Python    {ind / base['per_bar_python']['rows_per_s']:6.1f}x")
+    print(f"  peak RSS, 2x days vs 1x        {mem2 / mem1 - 1:+6.1%}  (target <= +20%)")
+    for extra in ("bench_incremental", "bench_postgres"):
+        if (Path(__file__).parent / f"{extra}.py").exists():
+            importlib.import_module(extra).main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from colfill.sample import generate
+
+from colfill.indicators.spec import IndicatorSet
+from colfill.pipeline import BackfillJob, run
+from colfill.sources.flatfiles import CSV_SCHEMA
+from colfill.stores import open_store
+
+START = dt.date(2024, 3, 1)
+END = dt.date(2024, 4, 30)  # 41 trading days, a month boundary and Good Friday (2024-03-29)
+TICKERS = 8
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("flatfiles")
+    generate(root, START, END, tickers=TICKERS, seed=11, minute_fill=0.15)
+    return root
+
+
+@pytest.fixture
+def source(sample_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample files, safe to modify."""
+    dst = tmp_path / "src"
+    shutil.copytree(sample_root, dst)
+    return dst
+
+
+def files(root: Path, table: str) -> list[Path]:
+    dataset = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}[table]
+    return sorted((root / "us_stocks_sip" / dataset).rglob("*.csv.gz"))
+
+
+def read_source(root: Path, table: str, until: dt.date | None = None) -> pl.DataFrame:
+    """Every row of the source files, read independently of colfill's reader."""
+    frames = []
+    for p in files(root, table):
+        if until and dt.date.fromisoformat(p.name[:10]) > until:
+            continue
+        frames.append(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None))
+    return pl.concat(frames)
+
+
+def backfill(src: Path, data_dir: Path, start: dt.date = START, end: dt.date = END, **kw: object):
+    job = BackfillJob(source=str(src), start=start, end=end, data_dir=data_dir,
+                      indicators=kw.pop("indicators", IndicatorSet.default()), **kw)  # type: ignore[arg-type]
+    store = open_store(f"duckdb:///{data_dir / 'colfill.duckdb'}")
+    try:
+        return run(job, store)
+    finally:
+        store.close()
+
+
+def stored(data_dir: Path, table: str) -> pl.DataFrame:
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "colfill.duckdb"), read_only=True)
+    try:
+        return con.sql(f"SELECT * FROM {table} ORDER BY ticker, ts").pl()
+    finally:
+        con.close()
+
+
+def assert_frames_close(a: pl.DataFrame, b: pl.DataFrame, rel: float = 1e-9) -> None:
+    assert a.columns == b.columns
+    assert a.height == b.height
+    for col in a.columns:
+        x, y = a[col], b[col]
+        assert (x.is_null() == y.is_null()).all(), col
+        if x.dtype.is_float():
+            xv, yv = x.drop_nulls().to_numpy(), y.drop_nulls().to_numpy()
+            import numpy as np
+
+            assert np.allclose(xv, yv, rtol=rel, atol=1e-12), col
+        else:
+            assert x.equals(y), col
