@@ -134,7 +134,7 @@ def baseline_per_bar(root: Path, limit: int = 200_000) -> int:
     rows = bars.select("ticker", "close", "high", "low", "volume").rows()
     t0 = time.perf_counter()
     hist: dict[str, list[float]] = {}
-    session: dict[str, list[tuple[float, float]]] = {}
+    session: dict[str, list[float]] = {}
     for ticker, close, high, low, volume in rows:
         closes = hist.setdefault(ticker, [])
         closes.append(close)
@@ -157,10 +157,10 @@ def baseline_per_bar(root: Path, limit: int = 200_000) -> int:
         for x in closes[-60:]:
             ema = ema + k * (x - ema)
         out["ema_20"] = ema
-        today = session.setdefault(ticker, [])
-        today.append(((high + low + close) / 3 * volume, volume))
-        v = sum(b for _, b in today)
-        out["vwap"] = sum(a for a, _ in today) / v if v else 0.0
+        sums = session.setdefault(ticker, [0.0, 0.0])
+        sums[0] += (high + low + close) / 3 * volume
+        sums[1] += volume
+        out["vwap"] = sums[0] / sums[1] if sums[1] else None
     _report_inner(len(rows), time.perf_counter() - t0)
     return len(rows)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -53,14 +54,13 @@ class RichReporter:
 
 
 def summary(console: Console, result: RunResult, seconds: float) -> None:
-    table = Table(title=f"colfill run → {result.store}", title_justify="left")
-    for col in ("table", "files", "staged", "skipped", "failed", "rows in", "rows out", "rejected", "loaded",
-                "rows/s"):
-        table.add_column(col, justify="left" if col == "table" else "right")
+    table = Table(title=f"colfill run → {result.store}", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("table", "files", "staged", "skipped", "failed", "rows", "rejected", "loaded", "rows/s"):
+        table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
     for t in result.tables:
         rate = t.rows_out / t.seconds if t.seconds and t.rows_out else 0
-        table.add_row(t.table, str(t.files), str(t.staged), str(t.skipped), str(t.failed), f"{t.rows_in:,}",
-                      f"{t.rows_out:,}", f"{t.rejected:,}", f"{t.loaded_rows:,}", f"{rate:,.0f}")
+        table.add_row(t.table, str(t.files), str(t.staged), str(t.skipped), str(t.failed), f"{t.rows_out:,}",
+                      f"{t.rejected:,}", f"{t.loaded_rows:,}", f"{rate:,.0f}")
     console.print(table)
     console.print(f"lake: {result.lake}   time: {seconds:.1f} s", highlight=False)
     problems = [e for t in result.tables for e in t.errors]
