@@ -14,7 +14,9 @@ are bounded, so memory follows the size of one day's file, not the number of day
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from typing import Protocol
 
 import polars as pl
 
-from colfill.errors import ColfillError, InvalidArgument
+from colfill.errors import ColfillError, InvalidArgument, StoreError
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
@@ -170,12 +172,30 @@ def run(
     lake = Lake(job.data_dir / "lake")
     tickers = job.tickers
     results = []
-    for table in job.tables:
-        listed = source.list(table, job.start, job.end)
-        if tickers is None and job.limit is not None and listed:
-            tickers = _first_tickers(source, listed[0], job.limit)
-        results.append(_run_table(job, table, listed, tickers, source, lake, store, reporter))
+    with _exclusive(job.data_dir):
+        for table in job.tables:
+            listed = source.list(table, job.start, job.end)
+            if tickers is None and job.limit is not None and listed:
+                tickers = _first_tickers(source, listed[0], job.limit)
+            results.append(_run_table(job, table, listed, tickers, source, lake, store, reporter))
     return RunResult(results, getattr(store, "describe", lambda: store.name)(), lake.root)
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """One run per data dir at a time: two writers of one lake would interleave manifests and state."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".colfill.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"another colfill run is using {data_dir}. Hint: wait for it to finish, or use another --data-dir."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _first_tickers(source: FlatFiles, obj: SourceObject, limit: int) -> tuple[str, ...]:

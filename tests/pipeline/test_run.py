@@ -136,3 +136,18 @@ def test_lake_is_hive_partitioned_and_queryable(source: Path, tmp_path: Path) ->
     assert (manifest["etag"].str.len_chars() > 0).all() and (manifest["size"] > 0).all()
     assert list(lake.glob("table=bars_1d/date=*/*.parquet"))[0].read_bytes()[:4] == b"PAR1"
     assert END >= START
+
+
+def test_second_run_on_the_same_data_dir_is_refused(source: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    import pytest
+
+    from colfill.errors import StoreError
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".colfill.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(StoreError, match="another colfill run is using"):
+            backfill(source, tmp_path, tables=("bars_1d",))
+    assert backfill(source, tmp_path, tables=("bars_1d",)).ok
