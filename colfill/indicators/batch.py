@@ -6,10 +6,11 @@ closes as context rows and the recursive values (EMA, Wilder averages, session s
 context row. That is why a backfill split into any number of files or runs gives the same numbers as
 one run, and why the live engine can continue from it.
 
-How it stays fast: rows are put in (ticker, ts) order once. Rolling windows then run over the whole
-sorted column and are masked by each row's position in its symbol (a window that would reach into the
-previous symbol is exactly a warm-up row, which is null anyway). The recursions (EMA, Wilder, MACD) are
-the only per-symbol work: one `group_by(ticker).agg(ewm_mean)` per dependency level, exploded back in
+How it stays fast: rows are put in (ticker, ts) order once. Rolling windows run per symbol over a
+sorted symbol number (cheap to group by), not over the whole sorted column: a running window sum would
+carry the previous symbol's rounding residue into the next symbol's windows (a flat RSI seed after
+another symbol came out 100 instead of 0, a penny stock's SMA after BRK.A ~1e-8 off). The recursions
+(EMA, Wilder, MACD) use one `group_by(ticker).agg(ewm_mean)` per dependency level, exploded back in
 order, which costs a fraction of the equivalent `over()` windows. VWAP sessions are contiguous runs of
 (ticker, New York date) in that order, so their cumulative sums use a sorted run id.
 """
@@ -33,6 +34,7 @@ _LAST_CTX = "__last_ctx"  # the last context row: carries the recursive state va
 _POS = "__pos"  # position of the row within its symbol in the combined frame
 _IDX = "__idx"  # index of the bar in the symbol's whole history
 _DIFF = "__diff"  # close - previous close of the same symbol
+_SYM = "__sym"  # symbol number in (ticker, ts) order: a sorted key, much cheaper to window over than ticker
 
 
 @lru_cache(maxsize=64)
@@ -83,7 +85,7 @@ def session_date(ts: pl.Expr) -> pl.Expr:
 
 
 def _masked_rolling_mean(x: pl.Expr, n: int) -> pl.Expr:
-    return pl.when(pl.col(_POS) >= n - 1).then(x.rolling_mean(n)).otherwise(None)
+    return pl.when(pl.col(_POS) >= n - 1).then(x.rolling_mean(n).over(_SYM)).otherwise(None)
 
 
 def _base(formula: pl.Expr, state_col: str | None) -> pl.Expr:
@@ -115,20 +117,20 @@ def _first_level(ind: Indicator, has_state: bool) -> dict[str, tuple[pl.Expr, fl
 
     if isinstance(ind, EMA):
         n = ind.n
-        formula = pl.when(idx == n - 1).then(x.rolling_mean(n)).when(idx >= n).then(x)
+        formula = pl.when(idx == n - 1).then(x.rolling_mean(n).over(_SYM)).when(idx >= n).then(x)
         return {f"{ind.key}__ema": (_base(formula, sc("ema")), ind.alpha)}
     if isinstance(ind, RSI):
         n = ind.n
         d = pl.col(_DIFF)
         out = {}
         for field, part in (("avg_gain", d.clip(lower_bound=0.0)), ("avg_loss", (-d).clip(lower_bound=0.0))):
-            formula = pl.when(idx == n).then(part.rolling_mean(n)).when(idx > n).then(part)
+            formula = pl.when(idx == n).then(part.rolling_mean(n).over(_SYM)).when(idx > n).then(part)
             out[f"{ind.key}__{field}"] = (_base(formula, sc(field)), 1.0 / n)
         return out
     if isinstance(ind, MACD):
         f, s = ind.fast, ind.slow
-        fast = pl.when(idx == s - 1).then(x.rolling_mean(f)).when(idx >= s).then(x)
-        slow = pl.when(idx == s - 1).then(x.rolling_mean(s)).when(idx >= s).then(x)
+        fast = pl.when(idx == s - 1).then(x.rolling_mean(f).over(_SYM)).when(idx >= s).then(x)
+        slow = pl.when(idx == s - 1).then(x.rolling_mean(s).over(_SYM)).when(idx >= s).then(x)
         return {
             f"{ind.key}__fast": (_base(fast, sc("fast")), 2.0 / (f + 1)),
             f"{ind.key}__slow": (_base(slow, sc("slow")), 2.0 / (s + 1)),
@@ -143,7 +145,8 @@ def _second_level(ind: Indicator, has_state: bool) -> dict[str, tuple[pl.Expr, f
     idx = pl.col(_IDX)
     line = pl.col(f"{ind.key}__fast") - pl.col(f"{ind.key}__slow")
     seed_at = ind.slow + ind.signal - 2
-    formula = pl.when(idx == seed_at).then(line.rolling_mean(ind.signal)).when(idx > seed_at).then(line)
+    seed = line.rolling_mean(ind.signal).over(_SYM)
+    formula = pl.when(idx == seed_at).then(seed).when(idx > seed_at).then(line)
     return {f"{ind.key}__signal": (_base(formula, f"{ind.key}__signal" if has_state else None),
                                    2.0 / (ind.signal + 1))}
 
@@ -169,7 +172,7 @@ def _outputs(ind: Indicator) -> list[pl.Expr]:
     if isinstance(ind, BBands):
         upper, middle, lower = ind.columns
         mid = _masked_rolling_mean(x, ind.n)
-        sd = x.rolling_std(ind.n, ddof=0)
+        sd = x.rolling_std(ind.n, ddof=0).over(_SYM)
         return [(mid + ind.k * sd).alias(upper), mid.alias(middle), (mid - ind.k * sd).alias(lower)]
     if isinstance(ind, VWAP):
         return []
@@ -226,7 +229,10 @@ def enrich(
     if has_state:
         assert state is not None
         st.check(state, indicators)
-        combined = pl.concat([st.context_rows(state, indicators), bars.with_columns(flags)], how="diagonal_relaxed")
+        # Context only for symbols with new bars: the others keep their state row untouched (a context-only
+        # symbol would come back with last_ts null, as context rows carry no time).
+        active = state.join(bars.select("ticker").unique(), on="ticker", how="semi")
+        combined = pl.concat([st.context_rows(active, indicators), bars.with_columns(flags)], how="diagonal_relaxed")
         combined = combined.sort("ticker", maintain_order=True)  # stable: context rows stay first
         counts = state.select("ticker", pl.col("n").alias("__n_before"), pl.col("closes").list.len().alias("__n_ctx"))
         combined = combined.join(counts, on="ticker", how="left", maintain_order="left")
@@ -239,6 +245,7 @@ def enrich(
     combined = combined.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).over("ticker").alias(_POS),
         pl.when(same).then(pl.col("close").diff()).alias(_DIFF),
+        (~same).fill_null(True).cum_sum().set_sorted().alias(_SYM),
     ).with_columns((pl.col(_POS) + n_before).alias(_IDX))
 
     inds = indicators.indicators

@@ -12,10 +12,18 @@ stopped, and what lets the live engine start from a backfill's state.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 from colfill.errors import InvalidArgument
+
+
+def _num(k: float) -> str:
+    """A factor as written in tokens and column names: short (`2`, `1.5`) but exact, so that two different
+    factors never share a token (and so an id) or a column name (`f"{2.0000001:g}"` is `2`)."""
+    short = f"{k:g}"
+    return short if float(short) == k else repr(k)
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ class BBands(Indicator):
 
     @property
     def _suffix(self) -> str:
-        return "" if (self.n, self.k) == (20, 2.0) else f"_{self.n}_{self.k:g}".replace(".", "p")
+        return "" if (self.n, self.k) == (20, 2.0) else f"_{self.n}_{_num(self.k)}".replace(".", "p")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -179,7 +187,7 @@ class BBands(Indicator):
         return self.n - 1
 
     def token(self) -> str:
-        return f"bb:{self.n}:{self.k:g}"
+        return f"bb:{self.n}:{_num(self.k)}"
 
 
 @dataclass(frozen=True)
@@ -266,11 +274,16 @@ class IndicatorSet:
                 values = [t(a) for t, a in zip(types, args)]
             except ValueError:
                 raise InvalidArgument(f"--indicators: {raw.strip()!r} has a parameter that is not a number") from None
-            if any(v <= 0 for v in values) or (name in ("sma", "ema", "rsi", "bb") and values and values[0] < 2):
+            if any(not math.isfinite(v) or v <= 0 for v in values) or (
+                name in ("sma", "ema", "rsi", "bb") and values and values[0] < 2
+            ):
                 raise InvalidArgument(
-                    f"--indicators: {raw.strip()!r} needs periods of at least 2 (and positive factors)"
+                    f"--indicators: {raw.strip()!r} needs periods of at least 2 (and positive, finite factors)"
                 )
-            ind = klass(*values)
+            try:
+                ind = klass(*values)
+            except InvalidArgument as e:
+                raise InvalidArgument(f"--indicators: {raw.strip()!r}: {e}. Hint: e.g. macd:12:26:9") from None
             if ind not in out:
                 out.append(ind)
         return cls(tuple(out))

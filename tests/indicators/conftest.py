@@ -108,12 +108,14 @@ def _closes_from(rng: np.random.Generator, n: int, scale: float, vol: float, p_f
 
 
 @st.composite
-def closes(draw: st.DrawFn, min_size: int = 0, max_size: int = 120) -> np.ndarray:
-    """Close series with flat runs (including all-flat), cent ticks, and any length from 0 up."""
+def closes(draw: st.DrawFn, min_size: int = 0, max_size: int = 120, *, scale: float | None = None,
+           vol: float | None = None, p_flat: float | None = None) -> np.ndarray:
+    """Close series with flat runs (including all-flat), cent ticks, and any length from 0 up; `scale`,
+    `vol` (log-return standard deviation) and `p_flat` (chance a bar repeats the last close) can be fixed."""
     n = draw(st.integers(min_size, max_size))
-    scale = draw(st.sampled_from(SCALES))
-    vol = draw(st.sampled_from((1e-4, 0.003, 0.02, 0.3)))
-    p_flat = draw(st.sampled_from((0.0, 0.0, 0.5, 0.9, 1.0)))
+    scale = draw(st.sampled_from(SCALES)) if scale is None else scale
+    vol = draw(st.sampled_from((1e-4, 0.003, 0.02, 0.3))) if vol is None else vol
+    p_flat = draw(st.sampled_from((0.0, 0.0, 0.5, 0.9, 1.0))) if p_flat is None else p_flat
     tick = draw(st.booleans())
     seed = draw(st.integers(0, 2**32 - 1))
     return _closes_from(np.random.default_rng(seed), n, scale, vol, p_flat, tick)
@@ -132,10 +134,12 @@ def _timestamps_from(rng: np.random.Generator, n: int, start: dt.datetime) -> li
 
 
 @st.composite
-def bars(draw: st.DrawFn, ticker: str = "AAPL", min_size: int = 0, max_size: int = 120) -> pl.DataFrame:
-    """One symbol's bars: `closes` plus highs/lows around the close, volumes with zeros (sometimes all
-    zero), and timestamps crossing midnight UTC, New York midnight and a DST change."""
-    close = draw(closes(min_size, max_size))
+def bars(draw: st.DrawFn, ticker: str = "AAPL", min_size: int = 0, max_size: int = 120,
+         **fixed: float) -> pl.DataFrame:
+    """One symbol's bars: `closes` (with `fixed` scale/vol/p_flat if given) plus highs/lows around the close,
+    volumes with zeros (sometimes all zero), and timestamps crossing midnight UTC, New York midnight and a
+    DST change."""
+    close = draw(closes(min_size, max_size, **fixed))
     n = len(close)
     seed = draw(st.integers(0, 2**32 - 1))
     p_zero = draw(st.sampled_from((0.0, 0.3, 1.0)))
@@ -148,11 +152,26 @@ def bars(draw: st.DrawFn, ticker: str = "AAPL", min_size: int = 0, max_size: int
     return make_bars(ticker, close, ts=_timestamps_from(rng, n, start), high=high, low=low, volume=volume)
 
 
+# Neighbours in (ticker, ts) order that expose any state leaking from one symbol's rows into the next one's:
+# a volatile BRK.A at ~6e5, then a sub-penny NA, then an exactly flat NULL (RSI 0, zero-width bands).
+HOSTILE = {
+    "BRK.A": {"scale": 612_000.0, "vol": 0.3, "p_flat": 0.0},
+    "NA": {"scale": 0.0007},
+    "NULL": {"p_flat": 1.0},
+}
+
+
 @st.composite
-def histories(draw: st.DrawFn, min_tickers: int = 2, max_tickers: int = 5, max_size: int = 90) -> dict[str, pl.DataFrame]:
-    """Several symbols (drawn from TICKERS), each with its own length, price level and calendar."""
-    names = draw(st.lists(st.sampled_from(TICKERS), min_size=min_tickers, max_size=max_tickers, unique=True))
-    return {t: draw(bars(t, 0, max_size)) for t in names}
+def histories(draw: st.DrawFn, min_tickers: int = 2, max_tickers: int = 5,
+              max_size: int = 90) -> dict[str, pl.DataFrame]:
+    """Several symbols (drawn from TICKERS), each with its own length, price level and calendar; half the time
+    the hostile neighbours BRK.A, NA, NULL are among them."""
+    hostile = draw(st.booleans()) and max_tickers >= len(HOSTILE)
+    forced = list(HOSTILE) if hostile else []
+    others = [t for t in TICKERS if t not in forced]
+    extra = draw(st.lists(st.sampled_from(others), min_size=max(0, min_tickers - len(forced)),
+                          max_size=max_tickers - len(forced), unique=True))
+    return {t: draw(bars(t, 0, max_size, **(HOSTILE[t] if t in forced else {}))) for t in sorted([*forced, *extra])}
 
 
 # --- references ---------------------------------------------------------------------------------------
@@ -283,10 +302,10 @@ def assert_series_close(actual: pl.Series, expected: np.ndarray, *, rel: float =
     bad = np.abs(got - want) > tol
     if bad.any():
         rows = np.flatnonzero(~want_null)[bad][:10].tolist()
-        worst = int(np.argmax(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
+        relative = np.abs(got - want)[bad] / np.maximum(np.abs(want[bad]), 1e-300)
         raise AssertionError(
             f"{what}: {int(bad.sum())} value(s) off, rows {rows}: got {got[bad][:5].tolist()}, "
-            f"expected {want[bad][:5].tolist()} (worst relative error {abs(got[worst] - want[worst]) / abs(want[worst]):.3g})"
+            f"expected {want[bad][:5].tolist()} (worst relative error {relative.max():.3g})"
         )
 
 
