@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from colfill.config import env
 from colfill.errors import SchemaMismatch, StoreError
 from colfill.stores.base import BAR_TABLES, LoadBatch
 
@@ -92,6 +93,9 @@ class DuckDBStore:
             ) from exc
         self._lock = threading.Lock()
         self._columns: dict[str, list[str]] = {}
+        # Without a limit DuckDB keeps every block it wrote cached, so a long backfill's memory would grow
+        # with its length; the loader only appends, so a small buffer pool costs it nothing.
+        self.con.execute(f"SET memory_limit = '{env('COLFILL_DUCKDB_MEMORY', default='256MB')}'")
         self.con.execute(MANIFEST_DDL)
 
     def describe(self) -> str:
