@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from colfill.config import env
+
+if TYPE_CHECKING:
+    from colfill.pipeline import BackfillJob, RunResult
 
 DEFAULT_DATA_DIR = "colfill-data"
 DEMO_START = dt.date(2024, 1, 2)
@@ -100,7 +103,7 @@ def run(
         raise typer.Exit(1)
 
 
-def execute(job: object, load_workers: int = 2) -> object:
+def execute(job: BackfillJob, load_workers: int = 2) -> RunResult:
     """Run a job with a Rich progress display and print the summary; returns the RunResult."""
     from rich.console import Console
 
@@ -108,7 +111,6 @@ def execute(job: object, load_workers: int = 2) -> object:
     from colfill.cli.output import RichReporter, summary
     from colfill.stores import open_store, redact_url, resolve_url
 
-    assert isinstance(job, pipeline.BackfillJob)
     console = Console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
     console.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {redact_url(url)}", highlight=False)

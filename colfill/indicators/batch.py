@@ -70,8 +70,9 @@ def session_dates(ts: pl.Series) -> pl.Series:
     valid = micros.drop_nulls()
     if valid.is_empty():
         return pl.Series(ts.name, [None] * len(ts), dtype=pl.Date)
-    years = range(dt.datetime.fromtimestamp(valid.min() / 1e6, dt.timezone.utc).year - 1,  # type: ignore[operator]
-                   dt.datetime.fromtimestamp(valid.max() / 1e6, dt.timezone.utc).year + 2)  # type: ignore[operator]
+    lo, hi = int(valid.min()), int(valid.max())  # type: ignore[arg-type]
+    years = range(dt.datetime.fromtimestamp(lo / 1e6, dt.timezone.utc).year - 1,
+                  dt.datetime.fromtimestamp(hi / 1e6, dt.timezone.utc).year + 2)
     table = np.array([t for y in years for t in _transitions(y)], dtype=np.int64)
     values = micros.fill_null(0).to_numpy()
     offsets = table[np.searchsorted(table[:, 0], values, side="right") - 1, 1]
