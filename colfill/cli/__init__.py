@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from colfill.cli import db
 from colfill.cli.run import demo, run, sample
 from colfill.cli.sql import sql
 
@@ -26,6 +27,7 @@ app.command()(run)
 app.command()(demo)
 app.command()(sample)
 app.command()(sql)
+app.add_typer(db.app, name="db", help="PostgreSQL/TimescaleDB schema and status.")
 
 
 def _add_group(module: str, name: str, help_text: str) -> None:
@@ -36,7 +38,6 @@ def _add_group(module: str, name: str, help_text: str) -> None:
     app.add_typer(sub, name=name, help=help_text)
 
 
-_add_group("colfill.cli.db", "db", "PostgreSQL/TimescaleDB schema and status.")
 _add_group("colfill.cli.state", "state", "Export and import the indicator state (live engine hand-off).")
 
 

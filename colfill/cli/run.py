@@ -76,6 +76,14 @@ def run(
                      "sma_20, sma_50, ema_20, rsi_14, macd, bollinger 20/2, vwap)."),
     ] = None,
     load_workers: Annotated[int, typer.Option(help="Parallel load connections (PostgreSQL).")] = 2,
+    timescale: Annotated[
+        bool | None,
+        typer.Option("--timescale/--no-timescale", show_default=False,
+                     help="PostgreSQL: bars tables as TimescaleDB hypertables (--timescale creates the extension), "
+                     "or plain tables. Default: hypertables when the extension exists."),
+    ] = None,
+    create_db: Annotated[bool, typer.Option("--create-db", help="PostgreSQL: create the database if missing.")]
+    = False,
 ) -> None:
     """Backfill bars from flat files: validate, compute indicators, stage Parquet, load the store.
 
@@ -98,12 +106,13 @@ def run(
         start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
         indicators=IndicatorSet.parse(indicators), prefix=prefix, store_url=db,
     )
-    result = execute(job, load_workers=load_workers)
+    result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db)
     if not result.ok:
         raise typer.Exit(1)
 
 
-def execute(job: BackfillJob, load_workers: int = 2) -> RunResult:
+def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = None, create_db: bool = False
+            ) -> RunResult:
     """Run a job with a Rich progress display and print the summary; returns the RunResult."""
     from rich.console import Console
 
@@ -114,7 +123,12 @@ def execute(job: BackfillJob, load_workers: int = 2) -> RunResult:
     console = Console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
     console.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {redact_url(url)}", highlight=False)
-    store = open_store(url, load_workers=load_workers)
+    options: dict[str, object] = {"load_workers": load_workers}
+    if not url.startswith("duckdb:"):
+        options.update(timescale=timescale, create_db=create_db)
+    store = open_store(url, **options)
+    for notice in getattr(store, "notices", ()):
+        console.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     try:
         with RichReporter(console) as reporter:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from colfill.sample import generate
 
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
+from colfill.sample import generate
 from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.stores import open_store
 

@@ -14,7 +14,7 @@ from colfill.cli import app
 from colfill.errors import SourceError
 from colfill.sources.flatfiles import CSV_SCHEMA
 
-from .conftest import backfill, files, read_source, stored
+from .conftest import backfill, files, stored
 
 
 def edit_lines(path: Path, edit) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,361 @@
+"""PostgreSQL load throughput of `PostgresStore` against a raw binary COPY, measured in the same run.
+
+Data: 2 trading days x 2,000 tickers x 390 minutes = 1.56 M rows of 21-column bars (ticker, ts, OHLCV, vw,
+transactions, 12 indicators; vw and the indicators' warm-up null, as in staged flat files), generated with
+numpy from a fixed seed: the size of one real trading day of the whole market.
+
+Baselines (psycopg, one COPY statement per connection, into a table with the same columns and primary key):
+  pg_copy_binary_keyed        the rows pre-encoded as PGCOPY (outside the timing), sent with one connection
+  pg_copy_binary_keyed_2conn  the same split by day over two connections in parallel
+Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, data already in memory):
+  pg_load_insert          PostgresStore.load of both days, new days (fast path), one worker
+  pg_load_insert_2workers the same from two threads (load_workers=2), what `colfill run` does
+  pg_load_insert_adbc     the fast path through ADBC's adbc_ingest instead of the encoded COPY
+  pg_load_replace         reloading both days with new values (DELETE the day + COPY), one worker
+  pg_load_merge           the same through a staging table + INSERT ... ON CONFLICT DO UPDATE
+  end_to_end_postgres     `colfill run` (pipeline.run) into PostgreSQL on bench.py's sample, with
+                          end_to_end_duckdb measured alongside for the 50% target
+
+Needs COLFILL_TEST_PG_URL (`make services`); each stage uses a schema of its own and drops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import measure, record, show  # noqa: E402
+
+TICKERS, MINUTES = 2_000, 390
+DAYS = (dt.date(2024, 3, 7), dt.date(2024, 3, 8))
+INDICATORS = ("sma_20", "sma_50", "ema_20", "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist",
+              "bb_upper", "bb_middle", "bb_lower", "vwap")
+TARGET_LOAD, TARGET_E2E = 0.60, 0.50
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+def make_day(date: dt.date, seed: int):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import pyarrow as pa
+
+    from colfill.stores.postgres import NEW_YORK
+
+    rng = np.random.default_rng(seed)
+    start = dt.datetime.combine(date, dt.time(9, 30), NEW_YORK).astimezone(dt.timezone.utc)
+    base = int(start.timestamp() * 1_000_000)
+    n = TICKERS * MINUTES
+    tickers = np.array([f"T{i:04d}" for i in range(TICKERS)], dtype=object)
+    price = rng.uniform(5, 500, n)
+    cols = {
+        "ticker": pa.array(np.repeat(tickers, MINUTES), pa.large_string()),
+        "ts": pa.array(np.tile(base + np.arange(MINUTES, dtype=np.int64) * 60_000_000, TICKERS),
+                       pa.timestamp("us", tz="UTC")),
+        "open": price, "high": price * 1.01, "low": price * 0.99, "close": price * rng.uniform(0.99, 1.01, n),
+        "volume": rng.uniform(1, 1e6, n),
+        "vw": pa.nulls(n, pa.float64()),
+        "transactions": rng.integers(1, 10_000, n),
+    }
+    minute = np.tile(np.arange(MINUTES), TICKERS)
+    for name in INDICATORS:
+        warm = 49 if name.endswith("_50") else 33 if name.startswith("macd") else 19
+        cols[name] = pa.array(rng.normal(100, 10, n), mask=minute < warm)
+    return pa.table(cols)
+
+
+def prepare(workdir: Path) -> int:
+    """Both days as Parquet, and the baseline's PGCOPY streams (one per day)."""
+    import pyarrow.parquet as pq
+
+    from colfill.stores.postgres import encode_pgcopy
+
+    rows = 0
+    for i, d in enumerate(DAYS):
+        table = make_day(d, seed=i)
+        pq.write_table(table, workdir / f"day{i}.parquet")
+        order, chunks = encode_pgcopy(table)
+        with open(workdir / f"day{i}.pgcopy", "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        (workdir / "columns.txt").write_text(",".join(order))
+        rows += table.num_rows
+    return rows
+
+
+def read_days(workdir: Path) -> list:  # type: ignore[type-arg]
+    import pyarrow.parquet as pq
+
+    return [pq.read_table(workdir / f"day{i}.parquet") for i in range(len(DAYS))]
+
+
+# --- plumbing ---------------------------------------------------------------------------------------------
+
+def _report_inner(rows: int, seconds: float) -> None:
+    Path(os.environ["BENCH_PG_INNER"]).write_text(f"{rows} {seconds}")
+
+
+def timed(fn, *args):  # type: ignore[no-untyped-def]
+    """measure() (fresh process, peak RSS) with rows/s from the stage's own timing of the loads."""
+    inner = Path(tempfile.mkstemp()[1])
+    os.environ["BENCH_PG_INNER"] = str(inner)
+    try:
+        fig = measure(fn, *args)
+        text = inner.read_text().split()
+        if text:
+            rows, secs = int(text[0]), float(text[1])
+            fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
+        return fig
+    finally:
+        inner.unlink(missing_ok=True)
+        os.environ.pop("BENCH_PG_INNER", None)
+
+
+def _schema_url(url: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    return url + ("&" if "?" in url else "?") + f"schema={schema}", schema
+
+
+def _drop(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _keyed_table(con, schema: str, names: list[str]) -> str:  # type: ignore[no-untyped-def]
+    from colfill.stores.postgres import bars_schema, pg_type
+
+    types = {f.name: pg_type(f.type) for f in bars_schema(INDICATORS)}
+    cols = ", ".join(f'"{n}" {types[n]}' + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
+    con.execute(f'CREATE SCHEMA "{schema}"')
+    con.execute(f'CREATE TABLE "{schema}".bars ({cols}, PRIMARY KEY (ticker, ts))')
+    con.commit()
+    return f'"{schema}".bars'
+
+
+# --- baselines --------------------------------------------------------------------------------------------
+
+def _copy_file(url: str, target: str, columns: str, path: Path, out: list[float]) -> None:
+    import psycopg
+
+    data = path.read_bytes()
+    with psycopg.connect(url) as con:
+        t0 = time.perf_counter()
+        with con.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)") as cp:
+            view = memoryview(data)
+            for i in range(0, len(view), 4 << 20):
+                cp.write(view[i:i + (4 << 20)])
+        con.commit()
+        out.append(time.perf_counter() - t0)
+
+
+def baseline_copy(url: str, workdir: Path, connections: int) -> int:
+    """Raw binary COPY of the pre-encoded days: all in one stream, or one day per connection in parallel."""
+    import psycopg
+
+    names = (workdir / "columns.txt").read_text().split(",")
+    columns = ", ".join(f'"{n}"' for n in names)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url) as con:
+        target = _keyed_table(con, schema, names)
+    try:
+        if connections == 1:
+            # one stream: the second file without its header, the first without its trailer
+            merged = workdir / "both.pgcopy"
+            first, second = (workdir / "day0.pgcopy").read_bytes(), (workdir / "day1.pgcopy").read_bytes()
+            merged.write_bytes(first[:-2] + second[19:])
+            times: list[float] = []
+            _copy_file(url, target, columns, merged, times)
+            merged.unlink()
+            elapsed = times[0]
+        else:
+            times = []
+            threads = [threading.Thread(target=_copy_file, args=(url, target, columns, workdir / f"day{i}.pgcopy",
+                                                                  times)) for i in range(len(DAYS))]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
+        with psycopg.connect(url) as con:
+            rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]  # type: ignore[index]
+    finally:
+        _drop(url, schema)
+    _report_inner(rows, elapsed)
+    return rows
+
+
+# --- stages -----------------------------------------------------------------------------------------------
+
+def _restated(table):  # type: ignore[no-untyped-def]
+    """A new version of a day, as after a restated source file: every row's close and indicators change."""
+    import pyarrow.compute as pc
+
+    for name in ("close", *INDICATORS):
+        i = table.column_names.index(name)
+        table = table.set_column(i, name, pc.multiply(table[name], 1.0001))
+    return table
+
+
+def stage_store(url: str, workdir: Path, mode: str, workers: int, driver: str = "auto") -> int:
+    """PostgresStore.load of both days: `insert` into a fresh table, or `replace`/`merge` over loaded days."""
+    from colfill.stores.base import LoadBatch
+    from colfill.stores.postgres import PostgresStore
+
+    days = read_days(workdir)
+    store_url, schema = _schema_url(url)
+    if driver != "auto":
+        store_url = store_url.replace("postgresql://", f"postgresql+{driver}://", 1)
+    strategy = "merge" if mode == "merge" else "auto"
+
+    def batches(tag: str) -> list[LoadBatch]:
+        tables = days if tag == "v1" else [_restated(t) for t in days]
+        return [LoadBatch("bars_1m", d, t, f"bench/{d}", tag, 1, f"{tag}-{d}", "bench")
+                for d, t in zip(DAYS, tables)]
+
+    try:
+        with PostgresStore(store_url, load_workers=workers, strategy=strategy) as store:
+            store.ensure_table("bars_1m", days[0].schema)
+            if mode != "insert":
+                for b in batches("v1"):  # the days to reload, untimed
+                    store.load(b)
+            todo = batches("v2")
+            before = store.paths[mode]
+            t0 = time.perf_counter()
+            if workers == 1:
+                for b in todo:
+                    store.load(b)
+            else:
+                threads = [threading.Thread(target=store.load, args=(b,)) for b in todo]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            elapsed = time.perf_counter() - t0
+            assert store.paths[mode] - before == len(todo), store.paths
+            rows = sum(b.data.num_rows for b in todo)
+    finally:
+        _drop(url, schema)
+    _report_inner(rows, elapsed)
+    return rows
+
+
+def stage_end_to_end_postgres(url: str, root: Path) -> int:
+    import shutil
+
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.pipeline import BackfillJob, run
+    from colfill.stores.postgres import PostgresStore
+
+    data = Path(tempfile.mkdtemp())
+    store_url, schema = _schema_url(url)
+    job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
+                      tables=("bars_1m",), indicators=IndicatorSet.default())
+    try:
+        with PostgresStore(store_url, load_workers=2) as store:
+            t0 = time.perf_counter()
+            result = run(job, store)
+            elapsed = time.perf_counter() - t0
+    finally:
+        _drop(url, schema)
+        shutil.rmtree(data)
+    table = result.tables[0]
+    assert not table.errors, table.errors[:3]
+    _report_inner(table.loaded_rows, elapsed)
+    return table.loaded_rows
+
+
+def stage_end_to_end_duckdb(root: Path) -> int:
+    import shutil
+
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.pipeline import BackfillJob, run
+    from colfill.stores import open_store
+
+    data = Path(tempfile.mkdtemp())
+    job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
+                      tables=("bars_1m",), indicators=IndicatorSet.default())
+    store = open_store(f"duckdb:///{data / 'colfill.duckdb'}")
+    t0 = time.perf_counter()
+    result = run(job, store)
+    elapsed = time.perf_counter() - t0
+    store.close()
+    shutil.rmtree(data)
+    _report_inner(result.tables[0].rows_out, elapsed)
+    return result.tables[0].rows_out
+
+
+def _sample_root() -> Path | None:
+    """bench.py's sample flat files (generated there on first use)."""
+    try:
+        import bench
+    except ImportError:
+        return None
+    root: Path = bench.sample_dir(bench.DAYS)
+    return root
+
+
+def main() -> None:
+    url = os.environ.get("COLFILL_TEST_PG_URL")
+    if not url:
+        print("\nbench_postgres: COLFILL_TEST_PG_URL is not set (run `make services`); skipped")
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="colfill-bench-pg-"))
+    try:
+        rows = measure(prepare, workdir)["rows"]
+        print(f"\nPostgreSQL load: {len(DAYS)} days x {TICKERS:,} tickers x {MINUTES} minutes = {rows:,.0f} rows, "
+              f"{9 + len(INDICATORS)} columns")
+        base = {
+            "pg_copy_binary_keyed": timed(baseline_copy, url, workdir, 1),
+            "pg_copy_binary_keyed_2conn": timed(baseline_copy, url, workdir, 2),
+        }
+        stages = {
+            "pg_load_insert": timed(stage_store, url, workdir, "insert", 1),
+            "pg_load_insert_2workers": timed(stage_store, url, workdir, "insert", 2),
+            "pg_load_insert_adbc": timed(stage_store, url, workdir, "insert", 1, "adbc"),
+            "pg_load_replace": timed(stage_store, url, workdir, "replace", 1),
+            "pg_load_merge": timed(stage_store, url, workdir, "merge", 1),
+        }
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    root = _sample_root()
+    e2e: dict[str, dict[str, float]] = {}
+    if root is not None:
+        e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
+        e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end_duckdb, root)
+    record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
+    show("PostgreSQL stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
+    show("PostgreSQL baselines (same run, same rows)",
+         [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in base.items()])
+    copy1 = base["pg_copy_binary_keyed"]["rows_per_s"]
+    copy2 = base["pg_copy_binary_keyed_2conn"]["rows_per_s"]
+    print("\ntargets")
+    for name, ref, label in (
+        ("pg_load_insert_2workers", copy1, "raw COPY"),
+        ("pg_load_insert", copy1, "raw COPY"),
+        ("pg_load_insert_2workers", copy2, "raw COPY x2"),
+        ("pg_load_insert_adbc", copy1, "raw COPY"),
+        ("pg_load_replace", copy1, "raw COPY"),
+        ("pg_load_merge", copy1, "raw COPY"),
+    ):
+        ratio = stages[name]["rows_per_s"] / ref
+        print(f"  {name:<26} / {label:<12} {ratio:6.1%}  (target >= {TARGET_LOAD:.0%})")
+    if e2e:
+        ratio = e2e["end_to_end_postgres"]["rows_per_s"] / e2e["end_to_end_duckdb_same_run"]["rows_per_s"]
+        print(f"  end to end PostgreSQL / DuckDB       {ratio:6.1%}  (target >= {TARGET_E2E:.0%})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""PostgreSQL fixtures: `pg_url` is the server of COLFILL_TEST_PG_URL with a fresh uuid-named `schema=`,
+dropped afterwards; `db` runs SQL in that schema; `make_day` builds deterministic bars partitions.
+
+Without a reachable server the tests skip, or fail under CI=true (see tests/conftest.need_service).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from colfill.stores.base import LoadBatch
+from colfill.stores.postgres import bars_schema
+from colfill.stores.timescale import quote_ident
+from tests.conftest import need_service
+
+INDICATORS = ("sma_20", "ema_20", "rsi_14", "vwap")
+ENV = "COLFILL_TEST_PG_URL"
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def with_query(url: str, **params: str) -> str:
+    """`url` with query parameters set (replacing ones of the same name)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += list(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="/:"), ""))
+
+
+def schema_of(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query))["schema"]
+
+
+def plain_url(url: str) -> str:
+    """The URL libpq/psycopg understand: without colfill's `schema=` and `+driver`."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    return urlunsplit((parts.scheme.split("+")[0], parts.netloc, parts.path, urlencode(query, safe="/:"), ""))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = os.environ.get(ENV)
+    if not url:
+        need_service("PostgreSQL", f"{ENV} is not set")
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except Exception as exc:  # any failure to reach it is "not available"
+        need_service("PostgreSQL", f"cannot connect with {ENV}: {str(exc).strip()}")
+    return url  # type: ignore[return-value]
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(plain_url(url), autocommit=True) as con:
+        con.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A URL with a fresh schema of its own; the schema is dropped after the test."""
+    schema = f"colfill_test_{uuid.uuid4().hex[:12]}"
+    yield with_query(pg_server_url, schema=schema)
+    drop_schema(pg_server_url, schema)
+
+
+class Db:
+    """Direct SQL in the test's schema through psycopg, independent of the store."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.schema = schema_of(url)
+        self.url = plain_url(url)
+        self.con = psycopg.connect(self.url, autocommit=True)
+        self.con.execute("SET TIME ZONE 'UTC'")
+
+    def rel(self, table: str) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(table)}"
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        cur = self.con.execute(sql.replace("{s}", quote_ident(self.schema)), params)
+        return cur.fetchall() if cur.description else []
+
+    def one(self, sql: str, params: Any = None) -> Any:
+        return self.rows(sql, params)[0][0]
+
+    def bars(self, table: str = "bars_1m", where: str = "TRUE") -> list[tuple[Any, ...]]:
+        cols = ", ".join(quote_ident(c) for c in bars_schema(INDICATORS).names)
+        return self.rows(f"SELECT {cols} FROM {self.rel(table)} WHERE {where} ORDER BY ticker, ts")
+
+    def manifest(self) -> dict[tuple[str, dt.date, str], tuple[str, int]]:
+        if self.one("SELECT to_regclass(%s) IS NULL", [self.rel("colfill_files")]):
+            return {}
+        return {(r[0], r[1], r[2]): (r[3], r[4]) for r in self.rows(
+            'SELECT table_name, date, lineage, fingerprint, "rows" FROM {s}.colfill_files')}
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Db]:
+    d = Db(pg_url)
+    yield d
+    d.con.close()
+
+
+def make_day(date: dt.date, tickers: list[str], minutes: int = 30, seed: int = 0, start: dt.time = dt.time(9, 30),
+             nulls: bool = True) -> pa.Table:
+    """Minute bars of New York `date`: `minutes` bars per ticker from `start`, values from `seed`, in (ticker, ts)
+    order; indicator columns are null for each ticker's first bars (as in a warm-up)."""
+    rng = np.random.default_rng(seed)
+    t0 = dt.datetime.combine(date, start, NEW_YORK).astimezone(dt.timezone.utc)
+    base = int(t0.timestamp() * 1_000_000)
+    n = len(tickers) * minutes
+    ts = np.tile(base + np.arange(minutes, dtype=np.int64) * 60_000_000, len(tickers))
+    price = np.round(rng.uniform(5, 500, n), 4)
+    cols: dict[str, pa.Array] = {
+        "ticker": pa.array(np.repeat(np.array(tickers, dtype=object), minutes), pa.large_string()),
+        "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "open": pa.array(price), "high": pa.array(price + 1), "low": pa.array(price - 1),
+        "close": pa.array(np.round(price + rng.normal(0, 0.5, n), 4)),
+        "volume": pa.array(rng.integers(100, 10_000, n).astype(float)),
+        "vw": pa.array(price + 0.25, mask=rng.random(n) < 0.2 if nulls else None),
+        "transactions": pa.array(rng.integers(1, 500, n)),
+    }
+    warm = np.tile(np.arange(minutes) < 3, len(tickers)) if nulls else np.zeros(n, bool)
+    for c in INDICATORS:
+        cols[c] = pa.array(rng.normal(100, 10, n), mask=warm)
+    return pa.table(cols)
+
+
+def batch(data: pa.Table, date: dt.date, fingerprint: str = "fp", lineage: str = "lin", table: str = "bars_1m",
+          tickers: tuple[str, ...] | None = None) -> LoadBatch:
+    key = f"us_stocks_sip/minute_aggs_v1/{date:%Y/%m}/{date}.csv.gz"
+    return LoadBatch(table, date, data, key, f"etag-{fingerprint}", 1234, fingerprint, lineage, tickers)
+
+
+def expected_rows(*tables: pa.Table) -> list[tuple[Any, ...]]:
+    """Rows as PostgreSQL returns them, in (ticker, ts) order, for comparison with `Db.bars()`."""
+    names = bars_schema(INDICATORS).names
+    t = pa.concat_tables([x.select(names) for x in tables]).sort_by([("ticker", "ascending"), ("ts", "ascending")])
+    return [tuple(r[c] for c in names) for r in t.to_pylist()]

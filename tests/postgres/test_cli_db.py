@@ -1,0 +1,72 @@
+"""`colfill db init` and `colfill db status` through Typer's CliRunner, on a local app that mounts the group."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from colfill.cli.db import app as db_app
+from colfill.errors import InvalidArgument, StoreError
+from colfill.stores.postgres import PostgresStore
+from tests.postgres.conftest import Db, batch, make_day
+from tests.postgres.test_errors import SECRET, with_password
+
+pytestmark = pytest.mark.postgres
+
+app = typer.Typer()
+app.add_typer(db_app, name="db")
+runner = CliRunner()
+
+
+def test_init_then_status(pg_url: str, db: Db) -> None:
+    res = runner.invoke(app, ["db", "init", "--db", pg_url, "--indicators", "sma:10,rsi:14,macd"])
+    assert res.exit_code == 0, res.output
+    assert "schema" in res.output and db.schema in res.output
+    for table in ("bars_1m", "bars_1d", "tickers", "splits", "dividends", "colfill_files"):
+        assert table in res.output
+    cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                                  "AND table_name = 'bars_1m' ORDER BY ordinal_position", [db.schema])]
+    assert cols[-5:] == ["sma_10", "rsi_14", "macd", "macd_signal", "macd_hist"]
+    with PostgresStore(pg_url) as s:
+        s.load(batch(make_day(dt.date(2024, 3, 7), ["AAPL", "MSFT", "TSLA"], minutes=40, seed=1),
+                     dt.date(2024, 3, 7)))
+    res = runner.invoke(app, ["db", "status"], env={"COLFILL_DB_URL": pg_url})
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("bars_1m"))
+    assert "120" in line and "2024-03-07 14:30" in line and "2024-03-07 15:09" in line
+    assert line.split()[-4:-2] == ["3", "1"]  # tickers, days
+
+
+def test_plain_path_notice_is_printed(pg_url: str) -> None:
+    with PostgresStore(pg_url) as s:
+        if s.ts_available:
+            pytest.skip("this server has TimescaleDB")
+    res = runner.invoke(app, ["db", "init", "--db", pg_url])
+    assert res.exit_code == 0
+    assert "notice: TimescaleDB is not installed on this server: bars tables are plain" in " ".join(res.output.split())
+    res = runner.invoke(app, ["db", "init", "--db", pg_url, "--timescale"])
+    assert isinstance(res.exception, StoreError) and "TimescaleDB" in str(res.exception)
+
+
+def test_password_stays_hidden(pg_url: str) -> None:
+    url = with_password(pg_url, SECRET)
+    for args in (["db", "init", "--db", url], ["db", "status", "--db", url], ["db", "status", "--help"]):
+        res = runner.invoke(app, args, env={"COLFILL_DB_URL": url})
+        assert res.exit_code == 0, res.output
+        assert SECRET not in res.output
+    res = runner.invoke(app, ["db", "status", "--db", url.replace("schema=", "dbname=nowhere&schema=")
+                              .replace("/colfill_test", "/nowhere_db")])
+    assert isinstance(res.exception, StoreError) and SECRET not in str(res.exception)
+    assert "--create-db" in str(res.exception)
+
+
+def test_bad_db_arguments() -> None:
+    res = runner.invoke(app, ["db", "status"], env={"COLFILL_DB_URL": ""})
+    assert isinstance(res.exception, InvalidArgument) and "--db" in str(res.exception)
+    res = runner.invoke(app, ["db", "init", "--db", "duckdb:///tmp/x.duckdb"])
+    assert isinstance(res.exception, InvalidArgument) and "PostgreSQL" in str(res.exception)
+    res = runner.invoke(app, ["db", "init", "--db", "postgresql://u@h/db", "--indicators", "sma:x"])
+    assert isinstance(res.exception, InvalidArgument) and "sma:x" in str(res.exception)
