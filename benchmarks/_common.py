@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import resource
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +62,26 @@ def show(title: str, rows: list[tuple[str, float, float | None]]) -> None:
     for name, rps, peak in rows:
         mem = f"{peak:8.0f} MB" if peak is not None else ""
         print(f"  {name:<32} {rps/1e6:8.3f} M rows/s {mem}")
+
+
+def report_inner(rows: int, seconds: float) -> None:
+    """Called by a stage to report its own timing (of the measured work only, not set-up) to `timed`."""
+    path = os.environ.get("BENCH_INNER")
+    if path:
+        Path(path).write_text(f"{rows} {seconds}")
+
+
+def timed(fn: Callable[..., int], *args: Any) -> dict[str, float]:
+    """measure() for peak memory, with rows/s from the stage's inner timing when it reports one."""
+    inner = Path(tempfile.mkstemp()[1])
+    os.environ["BENCH_INNER"] = str(inner)
+    try:
+        fig = measure(fn, *args)
+        text = inner.read_text().split()
+        if text:
+            rows, secs = int(text[0]), float(text[1])
+            fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
+        return fig
+    finally:
+        inner.unlink(missing_ok=True)
+        os.environ.pop("BENCH_INNER", None)

@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import measure, record, show  # noqa: E402
+from _common import measure, record, show, timed  # noqa: E402
+from _common import report_inner as _report_inner  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 TICKERS = int(os.environ.get("BENCH_TICKERS", "400"))
@@ -221,24 +222,8 @@ def stage_end_to_end(root: Path) -> int:
 _INNER: dict[str, float] = {}
 
 
-def _report_inner(rows: int, seconds: float) -> None:
-    Path(os.environ.get("BENCH_INNER", "/dev/null")).write_text(f"{rows} {seconds}")
 
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
-    """measure() for peak memory, with rows/s from the stage's inner timing when it reports one."""
-    inner = Path(tempfile.mkstemp()[1])
-    os.environ["BENCH_INNER"] = str(inner)
-    try:
-        fig = measure(fn, *args)
-        text = inner.read_text().split()
-        if text:
-            rows, secs = int(text[0]), float(text[1])
-            fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
-        return fig
-    finally:
-        inner.unlink(missing_ok=True)
-        os.environ.pop("BENCH_INNER", None)
 
 
 def main() -> None:

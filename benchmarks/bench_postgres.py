@@ -33,7 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import measure, record, show  # noqa: E402
+from _common import measure, record, show, timed  # noqa: E402
+from _common import report_inner as _report_inner  # noqa: E402
 
 TICKERS, MINUTES = 2_000, 390
 DAYS = (dt.date(2024, 3, 7), dt.date(2024, 3, 8))
@@ -99,24 +100,8 @@ def read_days(workdir: Path) -> list:  # type: ignore[type-arg]
 
 # --- plumbing ---------------------------------------------------------------------------------------------
 
-def _report_inner(rows: int, seconds: float) -> None:
-    Path(os.environ["BENCH_PG_INNER"]).write_text(f"{rows} {seconds}")
 
 
-def timed(fn, *args):  # type: ignore[no-untyped-def]
-    """measure() (fresh process, peak RSS) with rows/s from the stage's own timing of the loads."""
-    inner = Path(tempfile.mkstemp()[1])
-    os.environ["BENCH_PG_INNER"] = str(inner)
-    try:
-        fig = measure(fn, *args)
-        text = inner.read_text().split()
-        if text:
-            rows, secs = int(text[0]), float(text[1])
-            fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
-        return fig
-    finally:
-        inner.unlink(missing_ok=True)
-        os.environ.pop("BENCH_PG_INNER", None)
 
 
 def _schema_url(url: str) -> tuple[str, str]:

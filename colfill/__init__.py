@@ -3,3 +3,14 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["IncrementalIndicatorProcessor", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy exports: `import colfill` stays light (no Polars, no drivers) for the CLI's start-up."""
+    if name == "IncrementalIndicatorProcessor":
+        from colfill.live.incremental import IncrementalIndicatorProcessor
+
+        return IncrementalIndicatorProcessor
+    raise AttributeError(f"module 'colfill' has no attribute {name!r}")

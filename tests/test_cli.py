@@ -15,7 +15,11 @@ from colfill.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["demo"], ["sample"], ["sql"], ["db"]])
+COMMANDS = [[], ["run"], ["demo"], ["sample"], ["sql"], ["db"], ["db", "init"], ["state"], ["state", "export"],
+            ["state", "import"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_explains_and_hides_secrets(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLFILL_DB_URL", "postgresql://user:hunter2-db@localhost/db")
     monkeypatch.setenv("COLFILL_S3_SECRET", "s3-hunter2")

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from colfill.cli import db
+from colfill.cli import db, state
 from colfill.cli.run import demo, run, sample
 from colfill.cli.sql import sql
 
@@ -28,17 +28,7 @@ app.command()(demo)
 app.command()(sample)
 app.command()(sql)
 app.add_typer(db.app, name="db", help="PostgreSQL/TimescaleDB schema and status.")
-
-
-def _add_group(module: str, name: str, help_text: str) -> None:
-    try:
-        sub = __import__(module, fromlist=["app"]).app
-    except ImportError:
-        return
-    app.add_typer(sub, name=name, help=help_text)
-
-
-_add_group("colfill.cli.state", "state", "Export and import the indicator state (live engine hand-off).")
+app.add_typer(state.app, name="state", help="Export and import the indicator state (live engine hand-off).")
 
 
 def main() -> None:

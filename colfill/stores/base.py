@@ -9,6 +9,7 @@ store already holds, by fingerprint, so "what is still missing" is computed, not
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -55,6 +56,18 @@ class Store(Protocol):
 
     def loaded(self, table: str, lineage: str) -> dict[dt.date, str]:
         """Fingerprints of the partitions of `table` (for `lineage`) already loaded, by date."""
+        ...
+
+    def read_bars(self, table: str, columns: list[str]) -> Iterator[pa.Table]:
+        """`columns` of `table` in (ticker, ts) order, in slices (the live engine's hand-off reads history)."""
+        ...
+
+    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
+        """The saved indicator state table (Parquet bytes) for a timeframe and indicator set token, or None."""
+        ...
+
+    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
+        """Save (replace) the indicator state table for a timeframe and indicator set token."""
         ...
 
     def close(self) -> None: ...

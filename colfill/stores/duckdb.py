@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -43,6 +44,26 @@ CREATE TABLE IF NOT EXISTS colfill_files (
 )"""
 
 
+STATE_DDL = """
+CREATE TABLE IF NOT EXISTS colfill_state (
+    timeframe VARCHAR NOT NULL,
+    indicators VARCHAR NOT NULL,
+    state BLOB NOT NULL,
+    rows BIGINT NOT NULL,
+    saved_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (timeframe, indicators)
+)"""
+
+
+def duckdb_path(url: str) -> Path:
+    """The file of a DuckDB URL, as SQLAlchemy reads sqlite URLs: `duckdb:///rel/x.duckdb` is relative to the
+    working directory, `duckdb:////abs/x.duckdb` absolute; a URL without scheme is a path."""
+    if not url.startswith("duckdb:"):
+        return Path(url)
+    path = urlsplit(url).path
+    return Path(path[1:] if path.startswith("/") else path)
+
+
 def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars and its day bar."""
     start = dt.datetime.combine(date, dt.time(), NEW_YORK)
@@ -69,7 +90,7 @@ def quote(name: str) -> str:
 
 
 class DuckDBStore:
-    """Store into a DuckDB file (`duckdb:///abs/path.duckdb` or a plain path)."""
+    """Store into a DuckDB file (`duckdb:///relative.duckdb`, `duckdb:////abs/path.duckdb` or a plain path)."""
 
     name = "duckdb"
     supports_upsert = True
@@ -79,10 +100,8 @@ class DuckDBStore:
     def __init__(self, url: str, **_: object) -> None:
         import duckdb
 
-        parts = urlsplit(url)
-        path = parts.path if url.startswith("duckdb://") else url
-        self.keyed = set(BAR_TABLES) if "index=all" in parts.query else {"bars_1d"}
-        self.path = Path(path)
+        self.keyed = set(BAR_TABLES) if "index=all" in urlsplit(url).query else {"bars_1d"}
+        self.path = duckdb_path(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(self.path))
@@ -173,6 +192,40 @@ class DuckDBStore:
                 "SELECT date, fingerprint FROM colfill_files WHERE table_name = ? AND lineage = ?", [table, lineage]
             ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    # -- indicator state hand-off (colfill state, the live engine) --
+
+    def read_bars(self, table: str, columns: list[str], batch_rows: int = 500_000) -> Iterator[pa.Table]:
+        """`columns` of `table` in (ticker, ts) order, a slice at a time."""
+        with self._lock:
+            exists = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+                                      "AND table_schema = current_schema()", [table]).fetchone()
+        if not exists or not exists[0]:
+            raise StoreError(f"{self.path} has no table {table}: nothing was backfilled into it yet")
+        cur = self.con.cursor()
+        try:
+            cols = ", ".join(quote(c) for c in columns)
+            reader = cur.sql(f"SELECT {cols} FROM {quote(table)} ORDER BY ticker, ts").to_arrow_reader(batch_rows)
+            assert reader is not None
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+        finally:
+            cur.close()
+
+    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
+        """The state table saved by `put_state` (Parquet bytes), or None."""
+        with self._lock:
+            self.con.execute(STATE_DDL)
+            row = self.con.execute("SELECT state FROM colfill_state WHERE timeframe = ? AND indicators = ?",
+                                   [timeframe, indicators]).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
+        """Save a state table (Parquet bytes) for (timeframe, indicator set), replacing the previous one."""
+        with self._lock:
+            self.con.execute(STATE_DDL)
+            self.con.execute("INSERT OR REPLACE INTO colfill_state VALUES (?, ?, ?, ?, now())",
+                             [timeframe, indicators, state, rows])
 
     def close(self) -> None:
         self.con.close()

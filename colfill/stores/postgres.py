@@ -70,6 +70,15 @@ from colfill.stores.timescale import qualified, quote_ident
 NEW_YORK = ZoneInfo("America/New_York")
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds: binary timestamptz's origin
 MANIFEST = "colfill_files"
+STATE_TABLE = "colfill_state"  # indicator state tables (Parquet bytes) for the live engine's hand-off
+STATE_COLUMNS = """(
+    timeframe text NOT NULL,
+    indicators text NOT NULL,
+    state bytea NOT NULL,
+    rows bigint NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (timeframe, indicators)
+)"""
 KEY = ("ticker", "ts")
 MAX_IDENT_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
 COPY_CHUNK_ROWS = 32_768  # rows per encoded COPY message (~7 MB for bars): the fastest measured
@@ -1155,6 +1164,48 @@ class PostgresStore:
             except Exception as exc:
                 raise self._error("reading the manifest", exc, "check that the user may read the schema") from None
         return {dt.date.fromisoformat(d): fp for d, fp in rows}
+
+    # -- indicator state hand-off (colfill state, the live engine) --
+
+    def read_bars(self, table: str, columns: Sequence[str], batch_rows: int = 100_000) -> Iterator[pa.Table]:
+        """`columns` of `table` in (ticker, ts) order, a slice at a time: keyset pages on the primary key."""
+        if "ticker" not in columns or "ts" not in columns:
+            raise InvalidArgument("read_bars needs the ticker and ts columns")
+        if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
+            raise StoreError(f"{self.describe()} has no table {table}: nothing was backfilled into it yet")
+        cols = ", ".join(quote_ident(c) for c in columns)
+        it, ts = list(columns).index("ticker"), list(columns).index("ts")
+        after: list[object] | None = None
+        while True:
+            where = "WHERE (ticker, ts) > (%s::text, %s::timestamptz) " if after else ""
+            with self._pool.session() as s:
+                try:
+                    rows = s.execute(f"SELECT {cols} FROM {self._rel(table)} {where}ORDER BY ticker, ts "
+                                     f"LIMIT {int(batch_rows)}", after)
+                    s.rollback()
+                except Exception as exc:
+                    raise self._error(f"reading {table}", exc) from None
+            if not rows:
+                return
+            yield pa.table([pa.array(col) for col in zip(*rows)], names=list(columns))
+            after = [rows[-1][it], rows[-1][ts]]
+
+    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
+        """The state table saved by `put_state` (Parquet bytes), or None."""
+        if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(STATE_TABLE)]):
+            return None
+        rows = self._read(f"SELECT state FROM {self._rel(STATE_TABLE)} WHERE timeframe = %s::text "
+                          "AND indicators = %s::text", [timeframe, indicators])
+        return bytes(rows[0]) if rows else None
+
+    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
+        """Save a state table (Parquet bytes) for (timeframe, indicator set), replacing the previous one."""
+        with self._ddl() as s:
+            s.execute(f"CREATE TABLE IF NOT EXISTS {self._rel(STATE_TABLE)} {STATE_COLUMNS}")
+            s.execute(f"INSERT INTO {self._rel(STATE_TABLE)} (timeframe, indicators, state, rows) "
+                      "VALUES (%s::text, %s::text, %s::bytea, %s::bigint) ON CONFLICT (timeframe, indicators) "
+                      "DO UPDATE SET state = excluded.state, rows = excluded.rows, saved_at = now()",
+                      [timeframe, indicators, state, rows])
 
     # -- status --
 

@@ -1,0 +1,95 @@
+"""`colfill state export` and `colfill state import`: the indicator state a live session starts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from colfill.cli.run import DEFAULT_DATA_DIR, DataDir
+
+app = typer.Typer(
+    name="state",
+    help="Export and import the indicator state (the hand-off from a backfill to the live engine).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", "--db", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
+                 help="The backfill's store: a DuckDB path or duckdb:///path, or postgresql://user@host/db "
+                 "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
+]
+IndicatorsOpt = Annotated[
+    str | None,
+    typer.Option(help="The indicator set, as for `colfill run` (state is tied to it). Default: the default set."),
+]
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write the state table to.")],
+    store: StoreOpt = None,
+    table: Annotated[str, typer.Option(help="bars_1m (timeframe 1m) or bars_1d (1d).")] = "bars_1m",
+    indicators: IndicatorsOpt = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    recompute: Annotated[bool, typer.Option("--recompute", help="Compute from the stored bars even when the "
+                                            "store holds a saved state.")] = False,
+) -> None:
+    """Write the state after the last stored bar of every ticker: the saved state of `colfill state import`
+    when the store has one for this timeframe and indicator set, else computed from the stored bars (exact:
+    the batch engine over the whole history)."""
+    from rich.console import Console
+
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.live import handoff
+    from colfill.stores import redact_url, resolve_url
+
+    console = Console(stderr=True)
+    ind = IndicatorSet.parse(indicators)
+    handoff.timeframe_of(table)
+    url = resolve_url(store, data_dir)
+    db = handoff.open_existing(url)
+    try:
+        saved = None if recompute else handoff.saved_state(db, table, ind)
+        with console.status(f"computing the state of {table} from {redact_url(url)}"):
+            state = saved if saved is not None else handoff.compute_state(db, table, ind)
+    finally:
+        db.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state.write_parquet(out, compression="zstd")
+    how = "saved state" if saved is not None else "computed from the stored bars"
+    console.print(f"wrote the state of {state.height:,} tickers ({table}, {how}) to {out}", highlight=False)
+
+
+@app.command("import")
+def import_(
+    in_: Annotated[Path, typer.Option("--in", help="Parquet state table (from `colfill state export` or "
+                                      "IncrementalIndicatorProcessor.export_state()).")],
+    store: StoreOpt = None,
+    indicators: IndicatorsOpt = None,
+    data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+) -> None:
+    """Save a state table into the store (table colfill_state), where the live engine
+    (`IncrementalIndicatorProcessor.from_store`) and `colfill state export` find it. Its tickers replace
+    theirs; the others are kept."""
+    import polars as pl
+    from rich.console import Console
+
+    from colfill.errors import InvalidArgument
+    from colfill.indicators.spec import IndicatorSet
+    from colfill.live import handoff
+    from colfill.stores import redact_url, resolve_url
+
+    if not in_.exists():
+        raise InvalidArgument(f"--in {in_}: no such file")
+    try:
+        state = pl.read_parquet(in_)
+    except Exception as exc:
+        raise InvalidArgument(f"--in {in_}: not a readable Parquet state table ({exc})") from None
+    url = resolve_url(store, data_dir)
+    written = handoff.save_state(url, state, IndicatorSet.parse(indicators))
+    parts = ", ".join(f"{rows:,} tickers for {tf}" for tf, rows in written.items())
+    Console(stderr=True).print(f"saved the state of {parts} into {redact_url(url)}", highlight=False)
