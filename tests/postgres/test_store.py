@@ -59,6 +59,9 @@ def test_init_creates_tables_keys_and_indexes(pg_url: str, db: Db) -> None:
         types = dict(cols)
         assert types["ts"] == "timestamp with time zone" and types["ticker"] == "text"
         assert types["transactions"] == "bigint" and types["sma_20"] == "double precision"
+        collation = db.one("SELECT collation_name FROM information_schema.columns WHERE table_schema = %s "
+                           "AND table_name = %s AND column_name = 'ticker'", [db.schema, table])
+        assert collation == "C"  # bytewise key comparisons, whatever the server's locale
         key = db.rows("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
                       "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
                       "ORDER BY array_position(i.indkey, a.attnum)", [db.rel(table)])
