@@ -120,7 +120,8 @@ def _keyed_table(con, schema: str, names: list[str]) -> str:  # type: ignore[no-
     from colfill.stores.postgres import bars_schema, pg_type
 
     types = {f.name: pg_type(f.type) for f in bars_schema(INDICATORS)}
-    cols = ", ".join(f'"{n}" {types[n]}' + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
+    cols = ", ".join(f'"{n}" {types[n]}' + (' COLLATE "C"' if n == "ticker" else "")  # as the store makes it
+                     + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
     con.execute(f'CREATE SCHEMA "{schema}"')
     con.execute(f'CREATE TABLE "{schema}".bars ({cols}, PRIMARY KEY (ticker, ts))')
     con.commit()

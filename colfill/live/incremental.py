@@ -94,9 +94,6 @@ class Stats:
     symbols: int = 0
     rejected_keys: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
-        return {"bars": self.bars, "revised": self.revised, "rejected": self.rejected, "symbols": self.symbols}
-
 
 class _Plan:
     """The IndicatorSet compiled to slot numbers and an update step."""
@@ -104,7 +101,6 @@ class _Plan:
     def __init__(self, indicators: IndicatorSet) -> None:
         self.indicators = indicators
         self.lookback = indicators.lookback
-        self.columns = indicators.columns
         slots = 0
 
         def take(k: int = 1) -> int:
