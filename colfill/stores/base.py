@@ -12,10 +12,20 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 BAR_TABLES = ("bars_1m", "bars_1d")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars (04:00-20:00 New York)
+    and its day bar (stamped 00:00 New York), so a store replaces a day by this range."""
+    start = dt.datetime.combine(date, dt.time(), NEW_YORK)
+    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)

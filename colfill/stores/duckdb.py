@@ -18,15 +18,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from colfill.config import env
 from colfill.errors import SchemaMismatch, StoreError
-from colfill.stores.base import BAR_TABLES, LoadBatch
-
-NEW_YORK = ZoneInfo("America/New_York")
+from colfill.stores.base import BAR_TABLES, LoadBatch, day_bounds
 
 MANIFEST_DDL = """
 CREATE TABLE IF NOT EXISTS colfill_files (
@@ -63,12 +60,6 @@ def duckdb_path(url: str) -> Path:
     path = urlsplit(url).path
     return Path(path[1:] if path.startswith("/") else path)
 
-
-def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars and its day bar."""
-    start = dt.datetime.combine(date, dt.time(), NEW_YORK)
-    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
 
 
 def sql_type(t: pa.DataType) -> str:

@@ -55,7 +55,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -64,10 +63,9 @@ import pyarrow.compute as pc
 from colfill.config import env
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError, TransientError
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import BAR_TABLES, LoadBatch, day_bounds
 from colfill.stores.timescale import qualified, quote_ident
 
-NEW_YORK = ZoneInfo("America/New_York")
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds: binary timestamptz's origin
 MANIFEST = "colfill_files"
 STATE_TABLE = "colfill_state"  # indicator state tables (Parquet bytes) for the live engine's hand-off
@@ -166,13 +164,6 @@ def bars_schema(indicator_columns: Sequence[str] = ()) -> pa.Schema:
     """The Arrow schema of a bars table: ticker, ts (UTC microseconds), OHLCV, vw, transactions, indicators."""
     return pa.schema([*BAR_BASE, *((c, pa.float64()) for c in indicator_columns)])
 
-
-def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars (04:00-20:00 New York)
-    and its day bar (stamped 00:00 New York)."""
-    start = dt.datetime.combine(date, dt.time(), NEW_YORK)
-    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
 
 
 def pg_type(t: pa.DataType) -> str:

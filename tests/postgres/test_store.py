@@ -13,7 +13,8 @@ import pytest
 
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores import open_store
-from colfill.stores.postgres import PostgresStore, bars_schema, day_bounds, encode_pgcopy
+from colfill.stores.base import day_bounds
+from colfill.stores.postgres import PostgresStore, bars_schema, encode_pgcopy
 from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, with_query
 
 pytestmark = pytest.mark.postgres
@@ -291,6 +292,19 @@ def test_names_postgres_would_truncate_are_refused(pg_url: str) -> None:
         s.ensure_table("t" * 64, bars_schema())
 
 
+def copy_both(db: Db, table: pa.Table, chunk_sizes: tuple[int, ...]) -> None:
+    """`table` into `ours` with our encoder once per chunk size, and into `theirs` once with psycopg's text COPY."""
+    for size in chunk_sizes:
+        order, chunks = encode_pgcopy(table, chunk_rows=size)
+        with db.con.cursor() as cur, cur.copy(
+                f"COPY {db.rel('ours')} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as cp:
+            for c in chunks:
+                cp.write(c)
+    with db.con.cursor() as cur, cur.copy(f"COPY {db.rel('theirs')} FROM STDIN") as cp:
+        for r in table.to_pylist():
+            cp.write_row(list(r.values()))
+
+
 def test_encoder_matches_psycopg_for_every_null_and_string_shape(pg_url: str, db: Db) -> None:
     """Our binary COPY encoder against an independent writer (psycopg's write_row), on awkward values."""
     rows = {
@@ -306,15 +320,7 @@ def test_encoder_matches_psycopg_for_every_null_and_string_shape(pg_url: str, db
     for name in ("ours", "theirs"):
         db.rows(f"CREATE TABLE {db.rel(name)} (ticker text, ts timestamptz, open double precision, "
                 "transactions bigint)")
-    for size in (1, 2, 5):
-        order, chunks = encode_pgcopy(table, chunk_rows=size)
-        with db.con.cursor() as cur, cur.copy(
-                f"COPY {db.rel('ours')} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as cp:
-            for c in chunks:
-                cp.write(c)
-    with db.con.cursor() as cur, cur.copy(f"COPY {db.rel('theirs')} FROM STDIN") as cp:
-        for r in table.to_pylist():
-            cp.write_row(list(r.values()))
+    copy_both(db, table, (1, 2, 5))
     ours = db.rows(f"SELECT * FROM {db.rel('ours')} ORDER BY 1, 2, 3, 4")
     theirs = db.rows(f"SELECT * FROM {db.rel('theirs')} ORDER BY 1, 2, 3, 4")
     assert len(ours) == 15 and sorted(map(repr, ours)) == sorted(map(repr, theirs * 3))
@@ -342,15 +348,7 @@ def test_encoder_on_random_nulls_and_string_lengths(db: Db, floats: int) -> None
     db.rows("CREATE SCHEMA {s}")
     for name in ("ours", "theirs"):
         db.rows(f"CREATE TABLE {db.rel(name)} ({ddl})")
-    for size in (7, 64, 1000):
-        order, chunks = encode_pgcopy(table, chunk_rows=size)
-        with db.con.cursor() as cur, cur.copy(
-                f"COPY {db.rel('ours')} ({', '.join(order)}) FROM STDIN (FORMAT BINARY)") as cp:
-            for c in chunks:
-                cp.write(c)
-    with db.con.cursor() as cur, cur.copy(f"COPY {db.rel('theirs')} FROM STDIN") as cp:
-        for r in table.to_pylist():
-            cp.write_row(list(r.values()))
+    copy_both(db, table, (7, 64, 1000))
     cols_sql = ", ".join(f'"{c}"' for c in table.column_names)
     for a, b in (("ours", "theirs"), ("theirs", "ours")):
         diff = db.one(f"SELECT count(*) FROM (SELECT {cols_sql} FROM {db.rel(a)} EXCEPT ALL "
