@@ -178,7 +178,7 @@ def run(
             if tickers is None and job.limit is not None and listed:
                 tickers = _first_tickers(source, listed[0], job.limit)
             results.append(_run_table(job, table, listed, tickers, source, lake, store, reporter))
-    return RunResult(results, getattr(store, "describe", lambda: store.name)(), lake.root)
+    return RunResult(results, store.describe(), lake.root)
 
 
 @contextlib.contextmanager

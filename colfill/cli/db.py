@@ -34,6 +34,12 @@ TimescaleOpt = Annotated[
 CreateDbOpt = Annotated[bool, typer.Option("--create-db", help="Create the database if it does not exist.")]
 
 
+def _console_out() -> Console:
+    from colfill.cli.output import console
+
+    return console()
+
+
 def _open(db: str | None, timescale: bool | None = None, create_db: bool = False) -> PostgresStore:
     from colfill.errors import InvalidArgument
     from colfill.stores import redact_url
@@ -74,7 +80,7 @@ def init(
     from colfill.indicators.spec import IndicatorSet
 
     columns = IndicatorSet.parse(indicators).columns
-    console = _console()
+    console = _console_out()
     store = _open(db, timescale, create_db)
     try:
         report = store.init(columns, daily_cagg=daily_cagg)
@@ -91,25 +97,13 @@ def init(
 @app.command()
 def status(db: DbOpt = None) -> None:
     """Per table: rows, time range, tickers, days loaded; for TimescaleDB, chunks and compression ratio."""
-    console = _console()
+    console = _console_out()
     store = _open(db)
     try:
         console.print(f"colfill db status → {store.describe()}", highlight=False, soft_wrap=True)
         _print_status(console, store.status())
     finally:
         store.close()
-
-
-def _console() -> Console:
-    """Rich console on stdout; 120 columns when not a terminal, so the status table is not squeezed in logs."""
-    import os
-
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console = Console(width=120)
-    return console
 
 
 def _print_status(console: Console, tables: list[TableStatus]) -> None:

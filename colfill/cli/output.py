@@ -13,6 +13,16 @@ from rich.table import Table
 from colfill.pipeline import RunResult
 
 
+def console(stderr: bool = False) -> Console:
+    """A Rich console; 120 columns when not a terminal (CI logs, pipes), so tables are not squeezed."""
+    import os
+
+    out = Console(stderr=stderr)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(stderr=stderr, width=120)
+    return out
+
+
 class RichReporter:
     """Progress bar per table: days done, rows staged and rows/s."""
 

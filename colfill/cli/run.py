@@ -114,28 +114,26 @@ def run(
 def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = None, create_db: bool = False
             ) -> RunResult:
     """Run a job with a Rich progress display and print the summary; returns the RunResult."""
-    from rich.console import Console
-
     from colfill import pipeline
-    from colfill.cli.output import RichReporter, summary
-    from colfill.stores import open_store, redact_url, resolve_url
+    from colfill.cli.output import RichReporter, console, summary
+    from colfill.stores import open_store, resolve_url
 
-    console = Console(stderr=True)
+    err = console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
-    console.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {redact_url(url)}", highlight=False)
     options: dict[str, object] = {"load_workers": load_workers}
     if not url.startswith("duckdb:"):
         options.update(timescale=timescale, create_db=create_db)
     store = open_store(url, **options)
+    err.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {store.describe()}", highlight=False)
     for notice in getattr(store, "notices", ()):
-        console.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     try:
-        with RichReporter(console) as reporter:
+        with RichReporter(err) as reporter:
             result = pipeline.run(job, store, reporter=reporter)
     finally:
         store.close()
-    summary(console, result, time.perf_counter() - t0)
+    summary(err, result, time.perf_counter() - t0)
     return result
 
 
@@ -145,14 +143,13 @@ def demo(
     seed: Annotated[int, typer.Option(help="Sample data seed.")] = 7,
 ) -> None:
     """Generate sample flat files, backfill them into the embedded DuckDB store, show an SQL query."""
-    from rich.console import Console
-
+    from colfill.cli.output import console as make_console
     from colfill.cli.sql import run_sql
     from colfill.indicators.spec import IndicatorSet
     from colfill.pipeline import BackfillJob
     from colfill.sample import generate
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     src = data_dir / "sample-flatfiles"
     if not (src / "us_stocks_sip").exists():
         console.print(f"Writing sample flat files ({tickers} tickers, {DEMO_START}..{DEMO_END}) to {src}")
@@ -171,7 +168,8 @@ def demo(
     run_sql(query, data_dir, None, "table")
     console.print(
         f"\nTry: colfill sql \"SELECT ticker, count(*) FROM bars_1m GROUP BY ALL ORDER BY 2 DESC LIMIT 5\" "
-        f"--data-dir {data_dir}", highlight=False,
+        f"--data-dir {data_dir}\n     colfill state export --data-dir {data_dir} --out state.parquet   "
+        "# the live engine's starting point", highlight=False,
     )
 
 

@@ -56,6 +56,10 @@ class Store(Protocol):
     supports_upsert: bool
     supports_hypertables: bool
 
+    def describe(self) -> str:
+        """The store for people: kind and place, never a password."""
+        ...
+
     def ensure_table(self, table: str, schema: pa.Schema) -> None:
         """Create `table` with these columns and primary key (ticker, ts), or check an existing one."""
         ...
