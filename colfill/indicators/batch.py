@@ -152,11 +152,19 @@ def _second_level(ind: Indicator, has_state: bool) -> dict[str, tuple[pl.Expr, f
                                    2.0 / (ind.signal + 1))}
 
 
+def _windows(indicators: IndicatorSet) -> list[pl.Expr]:
+    """Each rolling window once (`__mean_n`, `__sd_n`), however many outputs share it (sma_20, bb_middle)."""
+    x = pl.col("close")
+    means = {i.n for i in indicators.indicators if isinstance(i, (SMA, BBands))}
+    sds = {i.n for i in indicators.indicators if isinstance(i, BBands)}
+    return [*(_masked_rolling_mean(x, n).alias(f"__mean_{n}") for n in sorted(means)),
+            *(x.rolling_std(n, ddof=0).over(_SYM).alias(f"__sd_{n}") for n in sorted(sds))]
+
+
 def _outputs(ind: Indicator) -> list[pl.Expr]:
     """The indicator's output columns from the recursions and rolling windows."""
-    x = pl.col("close")
     if isinstance(ind, SMA):
-        return [_masked_rolling_mean(x, ind.n).alias(ind.key)]
+        return [pl.col(f"__mean_{ind.n}").alias(ind.key)]
     if isinstance(ind, EMA):
         return [pl.col(f"{ind.key}__ema").alias(ind.key)]
     if isinstance(ind, RSI):
@@ -172,8 +180,7 @@ def _outputs(ind: Indicator) -> list[pl.Expr]:
                 pl.when(valid).then(line - signal).alias(hist_col)]
     if isinstance(ind, BBands):
         upper, middle, lower = ind.columns
-        mid = _masked_rolling_mean(x, ind.n)
-        sd = x.rolling_std(ind.n, ddof=0).over(_SYM)
+        mid, sd = pl.col(f"__mean_{ind.n}"), pl.col(f"__sd_{ind.n}")
         return [(mid + ind.k * sd).alias(upper), mid.alias(middle), (mid - ind.k * sd).alias(lower)]
     if isinstance(ind, VWAP):
         return []
@@ -256,7 +263,7 @@ def enrich(
         combined = _vwap(combined, has_state)
     outputs = [e for i in inds for e in _outputs(i)]
     if outputs:
-        combined = combined.with_columns(outputs)
+        combined = combined.with_columns(_windows(indicators)).with_columns(outputs)
 
     new_state = _next_state(combined, indicators)
     if has_state:
