@@ -11,7 +11,8 @@ from colfill.cli.run import DEFAULT_DATA_DIR, DataDir
 
 app = typer.Typer(
     name="state",
-    help="Export and import the indicator state (the hand-off from a backfill to the live engine).",
+    help="Export and import the indicator state: where each ticker's indicators stand after its last stored bar "
+    "(the hand-off from a backfill to the live engine, IncrementalIndicatorProcessor).",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -24,7 +25,8 @@ StoreOpt = Annotated[
 ]
 IndicatorsOpt = Annotated[
     str | None,
-    typer.Option(help="The indicator set, as for `colfill run` (state is tied to it). Default: the default set."),
+    typer.Option(help="The indicator set, as for `colfill run`, e.g. sma:10,ema:50,rsi:14,macd:12:26:9,bb:20:2,vwap "
+                 "(state is tied to it). Default: the default set."),
 ]
 
 
@@ -36,11 +38,12 @@ def export(
     indicators: IndicatorsOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
     recompute: Annotated[bool, typer.Option("--recompute", help="Compute from the stored bars even when the "
-                                            "store holds a saved state.")] = False,
+                                            "store's indicator_state holds this set's state.")] = False,
 ) -> None:
-    """Write the state after the last stored bar of every ticker: the saved state of `colfill state import`
-    when the store has one for this timeframe and indicator set, else computed from the stored bars (exact:
-    the batch engine over the whole history)."""
+    """Write the state after the last stored bar of every ticker of TABLE, one row per ticker (the schema of
+    colfill.indicators.state): the rows saved by `colfill state import` when the store's indicator_state has
+    them for this timeframe and indicator set, else computed from the stored bars (exact: the batch engine
+    over the whole history, read in slices so memory stays bounded)."""
     from rich.console import Console
 
     from colfill.indicators.spec import IndicatorSet
@@ -49,18 +52,24 @@ def export(
 
     console = Console(stderr=True)
     ind = IndicatorSet.parse(indicators)
-    handoff.timeframe_of(table)
+    timeframe = handoff.timeframe_of(table)
     url = resolve_url(store, data_dir)
     db = handoff.open_existing(url)
     try:
         saved = None if recompute else handoff.saved_state(db, table, ind)
-        with console.status(f"computing the state of {table} from {redact_url(url)}"):
-            state = saved if saved is not None else handoff.compute_state(db, table, ind)
+        others = {} if saved is not None or recompute else handoff.saved_sets(db, timeframe)
+        if saved is None:
+            with console.status(f"computing the state of {table} from {redact_url(url)}"):
+                state = handoff.compute_state(db, table, ind)
+        else:
+            state = saved
     finally:
         db.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     state.write_parquet(out, compression="zstd")
     how = "saved state" if saved is not None else "computed from the stored bars"
+    if others:
+        how += f"; the saved {timeframe} state is for --indicators {', '.join(map(repr, others))}"
     console.print(f"wrote the state of {state.height:,} tickers ({table}, {how}) to {out}", highlight=False)
 
 
@@ -71,25 +80,32 @@ def import_(
     store: StoreOpt = None,
     indicators: IndicatorsOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
+    replace: Annotated[bool, typer.Option("--replace", help="Delete the timeframe's saved state first (needed "
+                                          "when it was saved for another indicator set).")] = False,
 ) -> None:
-    """Save a state table into the store (table colfill_state), where the live engine
-    (`IncrementalIndicatorProcessor.from_store`) and `colfill state export` find it. Its tickers replace
-    theirs; the others are kept."""
+    """Save a state table into the store's indicator_state table, one row per (ticker, timeframe), where the
+    live engine (IncrementalIndicatorProcessor.from_store) and `colfill state export` find it. The file's
+    tickers replace theirs; the others are kept (unless --replace)."""
     import polars as pl
     from rich.console import Console
 
-    from colfill.errors import InvalidArgument
+    from colfill.errors import InvalidArgument, SchemaMismatch
     from colfill.indicators.spec import IndicatorSet
     from colfill.live import handoff
     from colfill.stores import redact_url, resolve_url
 
     if not in_.exists():
-        raise InvalidArgument(f"--in {in_}: no such file")
+        raise InvalidArgument(f"--in {in_}: no such file. Hint: write one with `colfill state export --out`.")
     try:
         state = pl.read_parquet(in_)
     except Exception as exc:
         raise InvalidArgument(f"--in {in_}: not a readable Parquet state table ({exc})") from None
+    ind = IndicatorSet.parse(indicators)
     url = resolve_url(store, data_dir)
-    written = handoff.save_state(url, state, IndicatorSet.parse(indicators))
-    parts = ", ".join(f"{rows:,} tickers for {tf}" for tf, rows in written.items())
-    Console(stderr=True).print(f"saved the state of {parts} into {redact_url(url)}", highlight=False)
+    try:
+        written = handoff.save_state(url, state, ind, replace=replace)
+    except SchemaMismatch as exc:
+        raise SchemaMismatch(f"--in {in_}: {exc}") from None
+    parts = ", ".join(f"{rows:,} tickers for {tf}" for tf, rows in written.items()) or "no tickers"
+    Console(stderr=True).print(f"saved the state of {parts} into indicator_state of {redact_url(url)}",
+                               highlight=False)

@@ -1,15 +1,18 @@
 """The hand-off from a backfill to the live engine: indicator state from a store, and saved into one.
 
-A store's state for (timeframe, indicator set) is either saved (`colfill state import`, kept as the
-Parquet bytes of the state table in `colfill_state`) or computed from its bars: the batch engine over the
-stored history, one slice of (ticker, ts)-ordered rows at a time, each continuing from the state the
-previous slice left. That is exact by construction (the batch engine's continuation is what backfills
-rely on) and needs memory for one slice, not for the history.
+A store's state for a timeframe is either saved (`colfill state import`: rows of the `indicator_state`
+table, keyed by (ticker, timeframe), each stamped with the token of the indicator set it was computed
+for) or computed from its bars: the batch engine over the stored history, one slice of (ticker,
+ts)-ordered rows at a time, each continuing from the state the previous slice left. That is exact by
+construction (the batch engine's continuation is what backfills rely on) and needs memory for one slice
+plus one state row per ticker, not for the history; a slice may cut a ticker's history anywhere.
+
+A timeframe's saved rows belong to one indicator set: state computed for another set would be silently
+wrong, so it is never mixed in, and importing another set's state replaces them only when asked.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
 BAR_COLUMNS = ["ticker", "ts", "high", "low", "close", "volume"]
+TOKEN = "indicators"  # column of indicator_state naming the IndicatorSet (its token) a row was computed for
 
 
 def timeframe_of(table: str) -> str:
@@ -57,23 +61,43 @@ def state_from_bars(slices: Iterable[pa.Table], indicators: IndicatorSet, timefr
         assert isinstance(frame, pl.DataFrame)
         if frame.height:
             _, state = enrich(frame, indicators, state)
-            state = st.normalise(state, indicators, timeframe)
-    return state if state is not None else st.normalise(st.empty(indicators), indicators, timeframe)
+    if state is None:
+        return st.normalise(st.empty(indicators), indicators, timeframe)
+    return st.normalise(state, indicators, timeframe).sort("ticker")
 
 
 def compute_state(store: Any, table: str, indicators: IndicatorSet) -> pl.DataFrame:
     return state_from_bars(store.read_bars(table, BAR_COLUMNS), indicators, timeframe_of(table))
 
 
+def saved_sets(store: Any, timeframe: str) -> dict[str, int]:
+    """Rows of `indicator_state` for `timeframe` by indicator set token (empty when nothing is saved)."""
+    rows = store.read_state(timeframe)
+    if rows is None or rows.num_rows == 0:
+        return {}
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(rows.column(TOKEN)).to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
+
+
 def saved_state(store: Any, table: str, indicators: IndicatorSet) -> pl.DataFrame | None:
+    """The saved state of `table`'s timeframe for exactly this indicator set, or None."""
     import polars as pl
 
-    blob = store.get_state(timeframe_of(table), indicators.token())
-    return None if blob is None else pl.read_parquet(io.BytesIO(blob))
+    from colfill.indicators import state as st
+
+    rows = store.read_state(timeframe_of(table))
+    if rows is None or rows.num_rows == 0:
+        return None
+    frame = pl.from_arrow(rows)
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.filter(pl.col(TOKEN) == indicators.token())
+    return st.normalise(frame, indicators).sort("ticker") if frame.height else None
 
 
 def load_state(url: str, table: str, indicators: IndicatorSet) -> pl.DataFrame:
-    """The saved state of the store at `url` when there is one, else the state computed from its bars."""
+    """The saved state of the store at `url` when there is one for this set, else the state computed from its bars."""
     store = open_existing(url)
     try:
         saved = saved_state(store, table, indicators)
@@ -82,29 +106,45 @@ def load_state(url: str, table: str, indicators: IndicatorSet) -> pl.DataFrame:
         store.close()
 
 
-def save_state(url: str, state: pl.DataFrame, indicators: IndicatorSet) -> dict[str, int]:
-    """Merge `state` into the store's saved state (its symbols replace theirs), per timeframe; rows per timeframe."""
-    import polars as pl
-
+def validate(state: pl.DataFrame, indicators: IndicatorSet) -> pl.DataFrame:
+    """The state in canonical form, refused (naming the ticker) unless the live engine can continue from it:
+    the indicator set's columns, `lookback` closes, the recursive values its bar count must have seeded."""
     from colfill.indicators import state as st
+    from colfill.live.incremental import IncrementalIndicatorProcessor
 
-    state = st.normalise(state, indicators)
     st.check(state, indicators)
+    state = st.normalise(state, indicators)
     if state["timeframe"].null_count():
         raise InvalidArgument("the state has rows without a timeframe; colfill cannot tell which table they are for")
+    IncrementalIndicatorProcessor(indicators).import_state(state)
+    return state
+
+
+def save_state(url: str, state: pl.DataFrame, indicators: IndicatorSet, replace: bool = False) -> dict[str, int]:
+    """Upsert `state` into the store's `indicator_state` (its tickers replace theirs), per timeframe; rows
+    written per timeframe. A timeframe whose saved rows are for another indicator set is refused unless
+    `replace`, which deletes that timeframe's saved rows first."""
+    import polars as pl
+
+    from colfill.stores import redact_url
+
+    state = validate(state, indicators)
+    token = indicators.token()
     store = open_existing(url)
     written = {}
     try:
-        for (timeframe,), part in state.partition_by("timeframe", as_dict=True).items():
-            token = indicators.token()
-            blob = store.get_state(timeframe, token)
-            if blob is not None:
-                old = st.normalise(pl.read_parquet(io.BytesIO(blob)), indicators)
-                part = pl.concat([old.join(part.select(["ticker"]), on="ticker", how="anti"), part]).sort("ticker")
-            buf = io.BytesIO()
-            part.write_parquet(buf, compression="zstd")
-            store.put_state(str(timeframe), token, buf.getvalue(), part.height)
-            written[str(timeframe)] = part.height
+        parts = state.partition_by("timeframe", as_dict=True)
+        for (timeframe,), _ in parts.items():
+            others = {k: v for k, v in saved_sets(store, str(timeframe)).items() if k != token}
+            if others and not replace:
+                other, rows = next(iter(others.items()))
+                raise InvalidArgument(
+                    f"--in: {redact_url(url)} holds the {timeframe} state of {rows:,} tickers for --indicators "
+                    f"{other!r}; this state is for {token!r}. Hint: pass --replace to drop that saved state, or "
+                    "--indicators with the set the file was exported for.")
+        for (timeframe,), part in parts.items():
+            rows = part.with_columns(pl.lit(token).alias(TOKEN)).to_arrow()
+            written[str(timeframe)] = store.write_state(str(timeframe), rows, replace=replace)
     finally:
         store.close()
     return written

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 BAR_TABLES = ("bars_1m", "bars_1d")
+# Indicator state rows for the live engine's hand-off: the columns of `colfill.indicators.state` plus
+# `indicators` (the IndicatorSet token the row was computed for) and `saved_at`; key (ticker, timeframe).
+STATE_TABLE = "indicator_state"
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -76,12 +79,13 @@ class Store(Protocol):
         """`columns` of `table` in (ticker, ts) order, in slices (the live engine's hand-off reads history)."""
         ...
 
-    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
-        """The saved indicator state table (Parquet bytes) for a timeframe and indicator set token, or None."""
+    def read_state(self, timeframe: str) -> pa.Table | None:
+        """Every `indicator_state` row of `timeframe`, all columns, by ticker; None when there is no such table."""
         ...
 
-    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
-        """Save (replace) the indicator state table for a timeframe and indicator set token."""
+    def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
+        """Upsert `rows` (all of `timeframe`) into `indicator_state` by (ticker, timeframe) in one transaction,
+        creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows."""
         ...
 
     def close(self) -> None: ...

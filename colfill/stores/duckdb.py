@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from colfill.config import env
 from colfill.errors import SchemaMismatch, StoreError
-from colfill.stores.base import BAR_TABLES, LoadBatch, day_bounds
+from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
 
 MANIFEST_DDL = """
 CREATE TABLE IF NOT EXISTS colfill_files (
@@ -40,16 +40,6 @@ CREATE TABLE IF NOT EXISTS colfill_files (
     PRIMARY KEY (table_name, date, lineage)
 )"""
 
-
-STATE_DDL = """
-CREATE TABLE IF NOT EXISTS colfill_state (
-    timeframe VARCHAR NOT NULL,
-    indicators VARCHAR NOT NULL,
-    state BLOB NOT NULL,
-    rows BIGINT NOT NULL,
-    saved_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (timeframe, indicators)
-)"""
 
 
 def duckdb_path(url: str) -> Path:
@@ -73,6 +63,8 @@ def sql_type(t: pa.DataType) -> str:
         return "DOUBLE"
     if pa.types.is_date(t):
         return "DATE"
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
+        return "DOUBLE[]"
     raise SchemaMismatch(f"no DuckDB column type for Arrow type {t}")
 
 
@@ -203,20 +195,57 @@ class DuckDBStore:
         finally:
             cur.close()
 
-    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
-        """The state table saved by `put_state` (Parquet bytes), or None."""
-        with self._lock:
-            self.con.execute(STATE_DDL)
-            row = self.con.execute("SELECT state FROM colfill_state WHERE timeframe = ? AND indicators = ?",
-                                   [timeframe, indicators]).fetchone()
-        return bytes(row[0]) if row else None
+    def _table_columns(self, table: str) -> dict[str, str]:
+        rows = self.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                                "AND table_schema = current_schema() ORDER BY ordinal_position", [table]).fetchall()
+        return {r[0]: r[1].replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") for r in rows}
 
-    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
-        """Save a state table (Parquet bytes) for (timeframe, indicator set), replacing the previous one."""
+    def read_state(self, timeframe: str) -> pa.Table | None:
+        """Every `indicator_state` row of `timeframe`, all columns, by ticker; None when there is no such table."""
         with self._lock:
-            self.con.execute(STATE_DDL)
-            self.con.execute("INSERT OR REPLACE INTO colfill_state VALUES (?, ?, ?, ?, now())",
-                             [timeframe, indicators, state, rows])
+            if not self._table_columns(STATE_TABLE):
+                return None
+            return self.con.sql(f"SELECT * FROM {STATE_TABLE} WHERE timeframe = ? ORDER BY ticker",
+                                params=[timeframe]).to_arrow_table()
+
+    def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
+        """Upsert `rows` (all of `timeframe`) into `indicator_state` by (ticker, timeframe) in one transaction,
+        creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows."""
+        wanted = {f.name: sql_type(f.type) for f in rows.schema}
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                existing = self._table_columns(STATE_TABLE)
+                if not existing:
+                    cols = ", ".join(f"{quote(n)} {t}" + (" NOT NULL" if n in ("ticker", "timeframe") else "")
+                                     for n, t in wanted.items())
+                    con.execute(f"CREATE TABLE {STATE_TABLE} ({cols}, saved_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+                                "PRIMARY KEY (ticker, timeframe))")
+                    existing = wanted
+                for n, t in wanted.items():
+                    if n not in existing:
+                        con.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN {quote(n)} {t}")
+                    elif existing[n] != t:
+                        raise SchemaMismatch(
+                            f"table {STATE_TABLE} in {self.path} has column {n} of type {existing[n]}, the state "
+                            f"needs {t}. Hint: rename or drop that table; colfill never drops it for you.")
+                con.register("__colfill_state", rows)
+                if replace:
+                    con.execute(f"DELETE FROM {STATE_TABLE} WHERE timeframe = ?", [timeframe])
+                else:
+                    con.execute(f"DELETE FROM {STATE_TABLE} WHERE timeframe = ? AND ticker IN "
+                                "(SELECT ticker FROM __colfill_state)", [timeframe])
+                names = ", ".join(quote(n) for n in wanted)
+                con.execute(f"INSERT INTO {STATE_TABLE} ({names}, saved_at) SELECT {names}, now() FROM __colfill_state")
+                con.unregister("__colfill_state")
+                con.execute("COMMIT")
+            except Exception as exc:
+                con.execute("ROLLBACK")
+                if isinstance(exc, SchemaMismatch):
+                    raise
+                raise StoreError(f"saving the indicator state into {self.path} failed: {exc}") from exc
+        return rows.num_rows
 
     def close(self) -> None:
         self.con.close()

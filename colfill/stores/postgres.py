@@ -48,6 +48,8 @@ import collections
 import contextlib
 import datetime as dt
 import importlib.util
+import json
+import math
 import re
 import threading
 import time
@@ -63,20 +65,11 @@ import pyarrow.compute as pc
 from colfill.config import env
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError, TransientError
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import BAR_TABLES, LoadBatch, day_bounds
+from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
 from colfill.stores.timescale import qualified, quote_ident
 
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in Unix microseconds: binary timestamptz's origin
 MANIFEST = "colfill_files"
-STATE_TABLE = "colfill_state"  # indicator state tables (Parquet bytes) for the live engine's hand-off
-STATE_COLUMNS = """(
-    timeframe text NOT NULL,
-    indicators text NOT NULL,
-    state bytea NOT NULL,
-    rows bigint NOT NULL,
-    saved_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (timeframe, indicators)
-)"""
 KEY = ("ticker", "ts")
 MAX_IDENT_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
 COPY_CHUNK_ROWS = 32_768  # rows per encoded COPY message (~7 MB for bars): the fastest measured
@@ -409,6 +402,37 @@ def _encode_rows(arrays: dict[str, pa.Array], fixed: list[tuple[str, str]], var:
             offset += 4 + max(w, 0)
         out.append(buf.tobytes())
     return b"".join(out)
+
+
+# --- indicator_state (the live hand-off, see colfill.live.handoff) -------------------------------------
+
+_STATE_TYPES: dict[str, tuple[str, pa.DataType]] = {  # type as format_type prints it -> (DDL type, Arrow type)
+    "text": ("text", pa.string()),
+    "bigint": ("bigint", pa.int64()),
+    "double precision": ("double precision", pa.float64()),
+    "timestamp with time zone": ("timestamptz", pa.timestamp("us", tz="UTC")),
+    "date": ("date", pa.date32()),
+    "double precision[]": ("double precision[]", pa.list_(pa.float64())),
+}
+
+
+def _state_type(t: pa.DataType) -> str:
+    """The format_type name of the state column for Arrow type `t`."""
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
+        return "double precision[]"
+    if pa.types.is_date(t):
+        return "date"
+    return pg_type(t)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
 
 
 # --- sessions: one connection each, psycopg or ADBC -------------------------------------------------
@@ -1184,29 +1208,78 @@ class PostgresStore:
             yield pa.table([pa.array(col) for col in zip(*rows)], names=list(columns))
             after = [rows[-1][it], rows[-1][ts]]
 
-    def get_state(self, timeframe: str, indicators: str) -> bytes | None:
-        """The state table saved by `put_state` (Parquet bytes), or None."""
-        if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(STATE_TABLE)]):
-            return None
-        rows = self._read(f"SELECT state FROM {self._rel(STATE_TABLE)} WHERE timeframe = %s::text "
-                          "AND indicators = %s::text", [timeframe, indicators])
-        return bytes(rows[0]) if rows else None
+    def read_state(self, timeframe: str) -> pa.Table | None:
+        """Every `indicator_state` row of `timeframe`, all columns, by ticker; None when there is no such table."""
+        with self._pool.session() as s:
+            try:
+                _, columns = self._existing(s, STATE_TABLE)
+                if not columns:
+                    s.rollback()
+                    return None
+                names = ", ".join(quote_ident(c) for c in columns)
+                rows = s.execute(f"SELECT {names} FROM {self._rel(STATE_TABLE)} WHERE timeframe = %s::text "
+                                 "ORDER BY ticker", [timeframe])
+                s.rollback()
+            except Exception as exc:
+                raise self._error(f"reading {STATE_TABLE}", exc) from None
+        data = list(zip(*rows)) if rows else [()] * len(columns)
+        arrays, fields = [], []
+        for (name, pg), values in zip(columns.items(), data):
+            if pg not in _STATE_TYPES:
+                raise SchemaMismatch(f"{STATE_TABLE} in {self.describe()} has column {name} of type {pg}, which no "
+                                     "state column has. Hint: rename that table; colfill never drops it for you.")
+            typ = _STATE_TYPES[pg][1]
+            arrays.append(pa.array(list(values), typ))
+            fields.append(pa.field(name, typ))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
-    def put_state(self, timeframe: str, indicators: str, state: bytes, rows: int) -> None:
-        """Save a state table (Parquet bytes) for (timeframe, indicator set), replacing the previous one."""
+    def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
+        """Upsert `rows` (all of `timeframe`) into `indicator_state` by (ticker, timeframe) in one transaction,
+        creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows.
+
+        Rows travel as one JSON parameter expanded by `json_populate_recordset` into the table's own row type,
+        so both drivers bind it the same way and floats keep every bit (JSON numbers are Python's shortest
+        round-trip repr; non-finite values go as the strings PostgreSQL's float8 input reads)."""
+        wanted = {f.name: _state_type(f.type) for f in rows.schema}
+        rel = self._rel(STATE_TABLE)
+        payload = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows.to_pylist()], allow_nan=False)
+        tickers = json.dumps(rows.column("ticker").to_pylist())
         with self._ddl() as s:
-            s.execute(f"CREATE TABLE IF NOT EXISTS {self._rel(STATE_TABLE)} {STATE_COLUMNS}")
-            s.execute(f"INSERT INTO {self._rel(STATE_TABLE)} (timeframe, indicators, state, rows) "
-                      "VALUES (%s::text, %s::text, %s::bytea, %s::bigint) ON CONFLICT (timeframe, indicators) "
-                      "DO UPDATE SET state = excluded.state, rows = excluded.rows, saved_at = now()",
-                      [timeframe, indicators, state, rows])
+            try:
+                _, existing = self._existing(s, STATE_TABLE)
+                if not existing:
+                    cols = ", ".join(f"{quote_ident(n)} {_STATE_TYPES[t][0]}"
+                                     + (" NOT NULL" if n in ("ticker", "timeframe") else "") for n, t in wanted.items())
+                    s.execute(f"CREATE TABLE {rel} ({cols}, saved_at timestamptz NOT NULL DEFAULT now(), "
+                              "PRIMARY KEY (ticker, timeframe))")
+                    existing = wanted
+                for n, t in wanted.items():
+                    if n not in existing:
+                        s.execute(f"ALTER TABLE {rel} ADD COLUMN {quote_ident(n)} {_STATE_TYPES[t][0]}")
+                    elif existing[n] != t:
+                        raise SchemaMismatch(
+                            f"{STATE_TABLE} in {self.describe()} has column {n} of type {existing[n]}, the state "
+                            f"needs {t}. Hint: rename or drop that table; colfill never drops it for you.")
+                if replace:
+                    s.execute(f"DELETE FROM {rel} WHERE timeframe = %s::text", [timeframe])
+                else:
+                    s.execute(f"DELETE FROM {rel} WHERE timeframe = %s::text AND ticker IN "
+                              "(SELECT value FROM json_array_elements_text(%s::json))", [timeframe, tickers])
+                names = ", ".join(quote_ident(n) for n in wanted)
+                s.execute(f"INSERT INTO {rel} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{rel}, "
+                          "%s::json)", [payload])
+            except ColfillError:
+                raise
+            except Exception as exc:
+                raise self._error(f"saving {STATE_TABLE}", exc) from None
+        return rows.num_rows
 
     # -- status --
 
     def status(self) -> list[TableStatus]:
         """Per table: rows, time range, tickers, days in the manifest, size; chunks and compression on hypertables."""
         out = []
-        names = [*BAR_TABLES, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST]
+        names = [*BAR_TABLES, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST, STATE_TABLE]
         hyper = set(self._read("SELECT hypertable_name::text FROM timescaledb_information.hypertables "
                                "WHERE hypertable_schema = %s::text", [self.schema])) if self.ts_version else set()
         caggs = set(self._read("SELECT view_name::text FROM timescaledb_information.continuous_aggregates "

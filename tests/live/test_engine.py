@@ -100,12 +100,13 @@ def test_vwap_resets_on_each_new_york_date() -> None:
 
 
 def test_running_sums_do_not_drift_after_a_collapse() -> None:
-    """A price falling six orders of magnitude, then 200 k bars: the window sums stay within 1e-9 of exact."""
+    """A price falling six orders of magnitude, then 300 k bars (past a periodic exact recomputation): the window
+    sums stay within 1e-9 of exact."""
     proc = IncrementalIndicatorProcessor("sma:20,sma:50,bb:20:2")
     rng = random.Random(3)
     history: list[float] = []
     worst = 0.0
-    for i in range(200_000):
+    for i in range(300_000):
         c = (600_000.0 if i < 100 else 0.6) * (1 + rng.uniform(-0.01, 0.01))
         history.append(c)
         out = proc.process(bar(T0 + i * MINUTE, c))
@@ -115,19 +116,22 @@ def test_running_sums_do_not_drift_after_a_collapse() -> None:
                 exact = math.fsum(history[-n:]) / n
                 worst = max(worst, abs(out[f"sma_{n}"] - exact) / exact)
             del history[:-60]
-    assert worst < 1e-9, worst
+    assert worst < 1e-10, worst  # the bound kept is 5.8e-11 (see the module docstring)
 
 
 def test_columnar_accepts_both_column_conventions() -> None:
+    """The original's short names or the stores' names; an Arrow table in, an Arrow table out."""
     ind = IndicatorSet.parse("sma:2,vwap")
     rows = [bar(T0 + i * MINUTE, 10.0 + i, symbol=s) for i in range(4) for s in ("A", "B")]
     short = IncrementalIndicatorProcessor(ind).process_batch(pa.Table.from_pylist(rows))
-    assert short.columns[:3] == ["symbol", "timeframe", "t"] and short["sma_2"].to_list()[-2:] == [12.5, 12.5]
+    assert isinstance(short, pa.Table)
+    assert short.column_names[:3] == ["symbol", "timeframe", "t"]
+    assert short.column("sma_2").to_pylist()[-2:] == [12.5, 12.5]
     long = pl.DataFrame(rows).rename({"symbol": "ticker", "o": "open", "h": "high", "l": "low", "c": "close",
                                       "v": "volume"}).with_columns(
         pl.from_epoch("t", time_unit="ms").dt.replace_time_zone("UTC").alias("ts")).drop("t", "timeframe")
     out = IncrementalIndicatorProcessor(ind).process_batch(long)
-    assert out["sma_2"].to_list() == short["sma_2"].to_list() and "ticker" in out.columns
+    assert out["sma_2"].to_list() == short.column("sma_2").to_pylist() and "ticker" in out.columns
     with pytest.raises(InvalidArgument, match="lack column"):
         IncrementalIndicatorProcessor(ind).process_batch(pl.DataFrame({"symbol": ["A"], "t": [1]}))
 

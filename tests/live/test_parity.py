@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,11 +63,12 @@ def test_state_hand_off_at_any_cut(case: tuple[int, int, int, str], where: float
         assert_parity(continued.sort("ticker", "t"), want_tail, indicators)
 
 
-@settings(max_examples=25, deadline=None)
-@given(streams, st.lists(st.integers(1, 200), min_size=1, max_size=8))
-def test_columnar_equals_per_bar(case: tuple[int, int, int, str], sizes: list[int]) -> None:
-    """process_batch over any chunking of the stream (revisions and late bars included) gives the per-bar
-    engine's final numbers and counts, and continues with the per-bar engine across chunks."""
+@settings(max_examples=30, deadline=None)
+@given(streams, st.lists(st.integers(1, 200), min_size=1, max_size=8), st.sampled_from([0, 60, 10**9]))
+def test_columnar_equals_per_bar(case: tuple[int, int, int, str], sizes: list[int], per_bar_below: int) -> None:
+    """process_batch over any chunking of the stream (revisions and late bars included), through the batch
+    engine, the per-bar step or both, gives the per-bar engine's final numbers and counts, and continues with
+    the per-bar engine across chunks."""
     seed, n, symbols, name = case
     indicators = SETS[name]
     stream = make_stream(seed, n, symbols)
@@ -73,6 +76,7 @@ def test_columnar_equals_per_bar(case: tuple[int, int, int, str], sizes: list[in
     want = outputs_frame([r for r in map(per_bar.process, stream) if r is not None], indicators)
 
     columnar = IncrementalIndicatorProcessor(indicators)
+    columnar.per_bar_below = per_bar_below
     frames, i, k = [], 0, 0
     while i < len(stream):
         chunk = stream[i:i + sizes[k % len(sizes)]]
@@ -86,3 +90,34 @@ def test_columnar_equals_per_bar(case: tuple[int, int, int, str], sizes: list[in
     assert_parity(outputs_frame(rows, indicators), want, indicators)
     assert columnar.stats.rejected == per_bar.stats.rejected
     assert columnar.stats.bars - columnar.stats.revised == per_bar.stats.bars - per_bar.stats.revised
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 300), st.sampled_from([0, 10**9]))
+def test_timeframes_are_separate_symbols(seed: int, n: int, per_bar_below: int) -> None:
+    """The same tickers in 1m and 1d bars, interleaved, in one engine whose default timeframe is 1m: each
+    timeframe equals the batch engine over that timeframe's bars alone, per bar and columnar."""
+    indicators = SETS["short"]
+    rng = random.Random(seed)
+    minute = make_stream(seed, n, 2)
+    daily = [dict(b, timeframe="1d") for b in make_stream(seed + 1, n // 2, 2)]
+    stream, i, j = [], 0, 0
+    while i < len(minute) or j < len(daily):
+        if j == len(daily) or (i < len(minute) and rng.random() < 0.6):
+            stream.append(minute[i])
+            i += 1
+        else:
+            stream.append(daily[j])
+            j += 1
+    per_bar = IncrementalIndicatorProcessor(indicators)
+    rows = [r for r in map(per_bar.process, stream) if r is not None]
+    columnar = IncrementalIndicatorProcessor(indicators)
+    columnar.per_bar_below = per_bar_below
+    got = columnar.process_batch(pl.DataFrame(stream, infer_schema_length=None)) if stream else pl.DataFrame()
+    for timeframe, part in (("1m", minute), ("1d", daily)):
+        want, _ = batch(accepted(part), indicators)
+        assert_parity(outputs_frame([r for r in rows if r["timeframe"] == timeframe], indicators), want, indicators)
+        if got.height:
+            mine = got.filter(pl.col("timeframe") == timeframe).to_dicts()
+            assert_parity(outputs_frame(mine, indicators), want, indicators)
+    assert sorted(columnar.export_state()["timeframe"].unique()) == sorted(per_bar.export_state()["timeframe"].unique())
