@@ -49,7 +49,7 @@ def make_day(date: dt.date, seed: int):  # type: ignore[no-untyped-def]
     import numpy as np
     import pyarrow as pa
 
-    from colfill.stores.postgres import NEW_YORK
+    from colfill.stores.base import NEW_YORK
 
     rng = np.random.default_rng(seed)
     start = dt.datetime.combine(date, dt.time(9, 30), NEW_YORK).astimezone(dt.timezone.utc)
