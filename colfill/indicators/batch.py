@@ -230,8 +230,10 @@ def enrich(
     which pass through. `state` is the state table an earlier call returned (or None for a fresh start);
     symbols of `state` that have no new bars are carried over unchanged.
     """
-    if not _is_sorted(bars):
-        bars = bars.sort("ticker", "ts")
+    if not _is_sorted(bars):  # several days' files, each in (ticker, ts) order: a stable sort by ticker is
+        bars = bars.sort("ticker", maintain_order=True)  # enough and ~3x cheaper than by (ticker, ts)
+        if not _is_sorted(bars):
+            bars = bars.sort("ticker", "ts")
     has_state = state is not None and state.height > 0
     flags = [pl.lit(False).alias(_CTX), pl.lit(False).alias(_LAST_CTX)]
     if has_state:

@@ -142,3 +142,21 @@ def test_symbols_without_new_bars_keep_their_state_row(make):
                       CUSTOM, state)
     assert after.filter(pl.col("ticker") == "B").to_dicts() == state.filter(pl.col("ticker") == "B").to_dicts()
     assert after["n"].to_list() == [4, 2]
+
+
+def test_row_order_does_not_matter_whole_days_or_shuffled() -> None:
+    """Days of files concatenated (each in (ticker, ts) order, the whole not) take the cheap stable sort by
+    ticker; any other order the full sort: the rows are the same as for the sorted input."""
+    rng = np.random.default_rng(5)
+    start = dt.datetime(2024, 3, 4, 14, 30, tzinfo=dt.timezone.utc)
+    days = []
+    for d in range(3):
+        ts = [start + dt.timedelta(days=d, minutes=m) for m in range(40)]
+        days.append(pl.DataFrame({"ticker": np.repeat(["B", "A", "C"], 40), "ts": ts * 3,
+                                  "close": rng.uniform(10, 11, 120)}).sort("ticker", "ts"))
+    frame = pl.concat(days).with_columns(pl.col("close").alias("high"), pl.col("close").alias("low"),
+                                         pl.lit(100.0).alias("volume"))
+    want, _ = enrich(frame.sort("ticker", "ts"), IndicatorSet.default())
+    for bars in (frame, frame.sample(fraction=1.0, shuffle=True, seed=1)):
+        got, _ = enrich(bars, IndicatorSet.default())
+        assert got.equals(want)
