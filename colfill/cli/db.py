@@ -34,12 +34,6 @@ TimescaleOpt = Annotated[
 CreateDbOpt = Annotated[bool, typer.Option("--create-db", help="Create the database if it does not exist.")]
 
 
-def _console_out() -> Console:
-    from colfill.cli.output import console
-
-    return console()
-
-
 def _open(db: str | None, timescale: bool | None = None, create_db: bool = False) -> PostgresStore:
     from colfill.errors import InvalidArgument
     from colfill.stores import redact_url
@@ -77,10 +71,11 @@ def init(
     With TimescaleDB the bars tables are hypertables with compression (segment by ticker, order by ts) and a
     compression policy. Safe to rerun: existing tables are checked, never dropped.
     """
+    from colfill.cli.output import console as make_console
     from colfill.indicators.spec import IndicatorSet
 
     columns = IndicatorSet.parse(indicators).columns
-    console = _console_out()
+    console = make_console()
     store = _open(db, timescale, create_db)
     try:
         report = store.init(columns, daily_cagg=daily_cagg)
@@ -97,7 +92,9 @@ def init(
 @app.command()
 def status(db: DbOpt = None) -> None:
     """Per table: rows, time range, tickers, days loaded; for TimescaleDB, chunks and compression ratio."""
-    console = _console_out()
+    from colfill.cli.output import console as make_console
+
+    console = make_console()
     store = _open(db)
     try:
         console.print(f"colfill db status → {store.describe()}", highlight=False, soft_wrap=True)

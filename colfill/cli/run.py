@@ -120,10 +120,7 @@ def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = No
 
     err = console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
-    options: dict[str, object] = {"load_workers": load_workers}
-    if not url.startswith("duckdb:"):
-        options.update(timescale=timescale, create_db=create_db)
-    store = open_store(url, **options)
+    store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db)
     err.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {store.describe()}", highlight=False)
     for notice in getattr(store, "notices", ()):
         err.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)

@@ -44,13 +44,12 @@ def export(
     colfill.indicators.state): the rows saved by `colfill state import` when the store's indicator_state has
     them for this timeframe and indicator set, else computed from the stored bars (exact: the batch engine
     over the whole history, read in slices so memory stays bounded)."""
-    from rich.console import Console
-
+    from colfill.cli.output import console as make_console
     from colfill.indicators.spec import IndicatorSet
     from colfill.live import handoff
     from colfill.stores import redact_url, resolve_url
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     ind = IndicatorSet.parse(indicators)
     timeframe = handoff.timeframe_of(table)
     url = resolve_url(store, data_dir)
@@ -87,8 +86,8 @@ def import_(
     live engine (IncrementalIndicatorProcessor.from_store) and `colfill state export` find it. The file's
     tickers replace theirs; the others are kept (unless --replace)."""
     import polars as pl
-    from rich.console import Console
 
+    from colfill.cli.output import console as make_console
     from colfill.errors import InvalidArgument, SchemaMismatch
     from colfill.indicators.spec import IndicatorSet
     from colfill.live import handoff
@@ -107,5 +106,5 @@ def import_(
     except SchemaMismatch as exc:
         raise SchemaMismatch(f"--in {in_}: {exc}") from None
     parts = ", ".join(f"{rows:,} tickers for {tf}" for tf, rows in written.items()) or "no tickers"
-    Console(stderr=True).print(f"saved the state of {parts} into indicator_state of {redact_url(url)}",
+    make_console(stderr=True).print(f"saved the state of {parts} into indicator_state of {redact_url(url)}",
                                highlight=False)

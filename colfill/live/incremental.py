@@ -36,7 +36,7 @@ import datetime as dt
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
@@ -95,7 +95,6 @@ class Stats:
     bars: int = 0
     revised: int = 0
     rejected: int = 0
-    symbols: int = 0
     rejected_keys: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -298,10 +297,6 @@ class IncrementalIndicatorProcessor:
         self._syms: dict[tuple[str, str], _Sym] = {}
         self.stats = Stats()
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.indicators.columns
-
     def _new(self) -> _Sym:
         return _Sym(self._plan.lookback, self._plan.slots)
 
@@ -329,18 +324,22 @@ class IncrementalIndicatorProcessor:
         s = self._syms.get(key)
         if s is None:
             s = self._syms[key] = self._new()
-            self.stats.symbols += 1
         elif t <= s.last_t:
             if t < s.last_t or s.undo is None:
                 self._reject(key, t, s.last_t, 1)
                 return False
             self._restore(s)
             self.stats.revised += 1
+        self._step(s, t, close, high, low, volume, out)
+        self.stats.bars += 1
+        return True
+
+    def _step(self, s: _Sym, t: int, close: float, high: float, low: float, volume: float,
+              out: dict[str, Any]) -> None:
+        """Apply a bar, keeping what undoing it takes (a revision of it may follow)."""
         closes = s.closes
         s.undo = (s.n, s.last_t, s.v.copy(), closes[0] if len(closes) == closes.maxlen else _NONE)
         self._plan.step(s, close, high, low, volume, t, out)
-        self.stats.bars += 1
-        return True
 
     @staticmethod
     def _restore(s: _Sym) -> None:
@@ -362,13 +361,6 @@ class IncrementalIndicatorProcessor:
                         count, key[0], key[1], t, why, last_t, self.stats.rejected)
 
     # -- many bars --------------------------------------------------------------------------------------
-
-    def process_many(self, bars: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-        """`process` over a stream, skipping rejected bars."""
-        for bar in bars:
-            out = self.process(bar)
-            if out is not None:
-                yield out
 
     @overload
     def process_batch(self, bars: pl.DataFrame) -> pl.DataFrame: ...
@@ -493,15 +485,12 @@ class IncrementalIndicatorProcessor:
             sym = self._syms.get((ticker, timeframe))
             if sym is None:
                 sym = self._syms[(ticker, timeframe)] = self._new()
-            closes = sym.closes
-            sym.undo = (sym.n, sym.last_t, sym.v.copy(), closes[0] if len(closes) == closes.maxlen else _NONE)
             out: dict[str, Any] = {}
-            self._plan.step(sym, close, high, low, volume, t, out)
+            self._step(sym, t, close, high, low, volume, out)
             outs.append(out)
         cols = self.indicators.columns
         parts.append(tail.with_columns(pl.Series(c, [o[c] for o in outs], dtype=pl.Float64) for c in cols))
         self.stats.bars += applied
-        self.stats.symbols = len(self._syms)
         return pl.concat(parts, how="diagonal_relaxed").sort("__row")
 
     # -- state ------------------------------------------------------------------------------------------
@@ -509,12 +498,12 @@ class IncrementalIndicatorProcessor:
     def export_state(self, keys: Iterable[tuple[str, str]] | None = None) -> pl.DataFrame:
         """The state table (`colfill.indicators.state`) of every symbol, or of `keys`, sorted."""
         import polars as pl
+        import pyarrow as pa
 
         from colfill.indicators import state as st
 
         chosen = sorted(self._syms if keys is None else keys)
         syms = [self._syms[key] for key in chosen]
-        import pyarrow as pa
 
         lengths = [len(s.closes) for s in syms]
         offsets = [0]
@@ -568,10 +557,7 @@ class IncrementalIndicatorProcessor:
             frame = frame.with_columns(pl.col("vwap__date").cast(pl.Int32) + _EPOCH_ORDINAL)
         cols = {c: frame[c].to_list() for c in frame.columns}
         for i in range(frame.height):
-            key = (cols["ticker"][i], cols["timeframe"][i])
-            if key not in self._syms:
-                self.stats.symbols += 1
-            self._syms[key] = self._from_row(cols, i)
+            self._syms[(cols["ticker"][i], cols["timeframe"][i])] = self._from_row(cols, i)
 
     def _from_row(self, cols: Mapping[str, list[Any]], i: int) -> _Sym:
         """One symbol's engine state from row `i` of a state table (as column lists, dates as ordinals).
@@ -625,7 +611,7 @@ class IncrementalIndicatorProcessor:
                    ) -> IncrementalIndicatorProcessor:
         """An engine that continues from a store's backfill: the saved state of `colfill state import` for
         this table's timeframe and indicator set when there is one, else the state computed from the stored
-        bars (exact: the batch engine over the whole history, one group of tickers at a time)."""
+        bars (exact: the batch engine over the whole history, read in slices)."""
         from colfill.live.handoff import load_state, timeframe_of
 
         proc = cls(indicators, timeframe=timeframe_of(table))

@@ -41,7 +41,6 @@ CREATE TABLE IF NOT EXISTS colfill_files (
 )"""
 
 
-
 def duckdb_path(url: str) -> Path:
     """The file of a DuckDB URL, as SQLAlchemy reads sqlite URLs: `duckdb:///rel/x.duckdb` is relative to the
     working directory, `duckdb:////abs/x.duckdb` absolute; a URL without scheme is a path."""
@@ -49,7 +48,6 @@ def duckdb_path(url: str) -> Path:
         return Path(url)
     path = urlsplit(url).path
     return Path(path[1:] if path.startswith("/") else path)
-
 
 
 def sql_type(t: pa.DataType) -> str:
@@ -105,14 +103,7 @@ class DuckDBStore:
 
     def ensure_table(self, table: str, schema: pa.Schema) -> None:
         with self._lock:
-            existing = {
-                r[0]: r[1]
-                for r in self.con.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-                    "AND table_schema = current_schema() ORDER BY ordinal_position",
-                    [table],
-                ).fetchall()
-            }
+            existing = self._table_columns(table)
             wanted = {f.name: sql_type(f.type) for f in schema}
             if not existing:
                 cols = ", ".join(f"{quote(n)} {t}" + (" NOT NULL" if n in ("ticker", "ts") else "")
@@ -121,7 +112,7 @@ class DuckDBStore:
                 self.con.execute(f"CREATE TABLE {quote(table)} ({cols}{key})")
             else:
                 for n, t in wanted.items():
-                    if n in existing and existing[n].replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") != t:
+                    if n in existing and existing[n] != t:
                         raise SchemaMismatch(
                             f"table {table} in {self.path} has column {n} of type {existing[n]}, colfill needs {t}. "
                             "Hint: colfill never drops data; rename the table or use another --db."
@@ -129,12 +120,7 @@ class DuckDBStore:
                 for n, t in wanted.items():
                     if n not in existing:
                         self.con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(n)} {t}")
-            self._columns[table] = [
-                r[0] for r in self.con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                    "AND table_schema = current_schema() ORDER BY ordinal_position", [table]
-                ).fetchall()
-            ]
+            self._columns[table] = list(self._table_columns(table))
 
     def load(self, batch: LoadBatch) -> int:
         data = batch.data
@@ -181,9 +167,8 @@ class DuckDBStore:
     def read_bars(self, table: str, columns: list[str], batch_rows: int = 500_000) -> Iterator[pa.Table]:
         """`columns` of `table` in (ticker, ts) order, a slice at a time."""
         with self._lock:
-            exists = self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-                                      "AND table_schema = current_schema()", [table]).fetchone()
-        if not exists or not exists[0]:
+            exists = bool(self._table_columns(table))
+        if not exists:
             raise StoreError(f"{self.path} has no table {table}: nothing was backfilled into it yet")
         cur = self.con.cursor()
         try:
@@ -196,6 +181,7 @@ class DuckDBStore:
             cur.close()
 
     def _table_columns(self, table: str) -> dict[str, str]:
+        """Column name -> type (TIMESTAMPTZ spelt as colfill writes it) of `table`; empty when it does not exist."""
         rows = self.con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
                                 "AND table_schema = current_schema() ORDER BY ordinal_position", [table]).fetchall()
         return {r[0]: r[1].replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") for r in rows}

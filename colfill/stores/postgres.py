@@ -554,6 +554,13 @@ class _AdbcSession(_Session):
         self.rowcount = self.cur.rowcount
         return [tuple(r) for r in self.cur.fetchall()] if self.cur.description else []
 
+    def fetch_arrow(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
+        """A read-only query's result as Arrow (`$n` placeholders), in its own transaction."""
+        self.cur.execute(sql, tuple(params) if params else None)
+        table = self.cur.fetch_arrow_table()
+        self.rollback()
+        return table
+
     def copy(self, schema: str | None, table: str, data: pa.Table) -> None:
         if schema is None:
             self.cur.adbc_ingest(table, data, mode="append", temporary=True)
@@ -1186,27 +1193,32 @@ class PostgresStore:
     # -- indicator state hand-off (colfill state, the live engine) --
 
     def read_bars(self, table: str, columns: Sequence[str], batch_rows: int = 100_000) -> Iterator[pa.Table]:
-        """`columns` of `table` in (ticker, ts) order, a slice at a time: keyset pages on the primary key."""
+        """`columns` of `table` in (ticker, ts) order, a slice at a time: keyset pages on the primary key,
+        fetched as Arrow through ADBC (binary COPY out), so no row passes through Python objects."""
         if "ticker" not in columns or "ts" not in columns:
             raise InvalidArgument("read_bars needs the ticker and ts columns")
         if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
             raise StoreError(f"{self.describe()} has no table {table}: nothing was backfilled into it yet")
         cols = ", ".join(quote_ident(c) for c in columns)
-        it, ts = list(columns).index("ticker"), list(columns).index("ts")
+        try:
+            session = _AdbcSession(self.target.dsn)
+        except Exception as exc:
+            raise self._error(f"reading {table}", exc) from None
         after: list[object] | None = None
-        while True:
-            where = "WHERE (ticker, ts) > (%s::text, %s::timestamptz) " if after else ""
-            with self._pool.session() as s:
+        try:
+            while True:
+                where = "WHERE (ticker, ts) > ($1::text, $2::timestamptz) " if after else ""
                 try:
-                    rows = s.execute(f"SELECT {cols} FROM {self._rel(table)} {where}ORDER BY ticker, ts "
-                                     f"LIMIT {int(batch_rows)}", after)
-                    s.rollback()
+                    page = session.fetch_arrow(f"SELECT {cols} FROM {self._rel(table)} {where}ORDER BY ticker, ts "
+                                               f"LIMIT {int(batch_rows)}", after)
                 except Exception as exc:
                     raise self._error(f"reading {table}", exc) from None
-            if not rows:
-                return
-            yield pa.table([pa.array(col) for col in zip(*rows)], names=list(columns))
-            after = [rows[-1][it], rows[-1][ts]]
+                if not page.num_rows:
+                    return
+                yield page
+                after = [page["ticker"][-1].as_py(), page["ts"][-1].as_py().isoformat()]
+        finally:
+            session.close()
 
     def read_state(self, timeframe: str) -> pa.Table | None:
         """Every `indicator_state` row of `timeframe`, all columns, by ticker; None when there is no such table."""
