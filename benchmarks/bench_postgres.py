@@ -11,7 +11,7 @@ Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, d
   pg_load_insert          PostgresStore.load of both days, new days (fast path), one worker
   pg_load_insert_2workers the same from two threads (load_workers=2), what `colfill run` does
   pg_load_insert_adbc     the fast path through ADBC's adbc_ingest instead of the encoded COPY
-  pg_load_replace         reloading both days with new values (DELETE the day + COPY), one worker
+  pg_load_replace         reloading both days with new values (a new day partition swapped in), one worker
   pg_load_merge           the same through a staging table + INSERT ... ON CONFLICT DO UPDATE
   end_to_end_postgres     `colfill run` (pipeline.run) into PostgreSQL on bench.py's sample, with
                           end_to_end_duckdb measured alongside for the 50% target

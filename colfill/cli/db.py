@@ -115,7 +115,8 @@ def _print_status(console: Console, tables: list[TableStatus]) -> None:
         out.add_column(col, justify="left" if col in ("table", "kind") or "UTC" in col else "right")
     for t in tables:
         rows = "" if t.rows is None else f"{t.rows:,}" if t.rows_exact else f"~{t.rows:,}"
-        cells = [t.table, t.kind, rows, _when(t.first_ts), _when(t.last_ts), _num(t.tickers), _num(t.days),
+        tickers = _num(t.tickers) + (" (last day)" if t.tickers_last_day else "")
+        cells = [t.table, t.kind, rows, _when(t.first_ts), _when(t.last_ts), tickers, _num(t.days),
                  _size(t.size_bytes)]
         if hyper:
             cells += ["" if t.chunks is None else f"{t.compressed_chunks or 0}/{t.chunks}",

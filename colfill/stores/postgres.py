@@ -7,11 +7,15 @@ driver message is scrubbed of it.
 How a partition (`LoadBatch`: one table, one trading day) is applied, in one transaction:
 
 1. an advisory lock on (schema, table, date), so two loaders of the same day queue instead of colliding;
-2. the manifest (`colfill_files`) says whether any lineage loaded that day before:
-   - never: **insert** - the rows are COPYed straight into the keyed table (the fast path);
+2. on plain PostgreSQL, `bars_1m` is partitioned by New York day (`bars_1m_YYYYMMDD`), and a whole day
+   (or the first load of a day for a --tickers lineage) is **swapped in**: COPYed into a new table with
+   no index, its (ticker, ts) key built by one sort, attached with a CHECK constraint that spares ATTACH
+   its validation scan; a reloaded day's old partition is detached and dropped in the same transaction;
+3. otherwise the manifest (`colfill_files`) says whether any lineage loaded that day before:
+   - never: **insert** - the rows are COPYed straight into the keyed table;
    - before: **replace** - DELETE the day's rows (of the batch's tickers, when it has a ticker list),
      then COPY. A whole-day reload thereby also drops rows the new version no longer has;
-3. the manifest row is upserted, and the transaction commits.
+4. the manifest row is upserted, and the transaction commits.
 
 A kill at any moment leaves the day either wholly loaded and recorded or untouched: a rerun loads it
 again by the same rules. If the insert or replace COPY meets rows it did not expect (a unique
@@ -19,13 +23,14 @@ violation: rows written outside colfill, or rows outside the day's range), the t
 back and redone on the general **merge** path: COPY into a temporary staging table, delete the day's
 rows missing from it, then `INSERT ... ON CONFLICT (ticker, ts) DO UPDATE` (skipping unchanged rows).
 
-Why not always merge: measured on this machine's 2 vCPUs (benchmarks/bench_postgres.py: 1.56 M rows of
-21 columns into the keyed table), new days load at ~430 k rows/s on one connection (85-100% of a raw
-binary COPY of pre-encoded rows) and ~570 k on two, a reloaded day with new values by DELETE + COPY at
-~215 k, the same through staging + ON CONFLICT DO UPDATE at ~120 k. The load is CPU-bound (server
-~2 us/row, client ~0.4 us/row), so `load_workers` connections (default 2) load different days in
-parallel. It writes ~260 bytes of WAL a row: for long backfills raise the server's max_wal_size (say
-8-16 GB), or checkpoints every few days loaded add full-page writes to every load.
+Why: measured on this machine's 2 vCPUs (benchmarks/bench_postgres.py: 1.56 M rows of 21 columns), a
+binary COPY into a keyed table costs the server ~2.1 us/row, half of it maintaining the B-tree one row
+at a time; into an unindexed table ~0.9 us/row plus ~0.4 us/row to build the key afterwards. So a
+swapped-in day loads at ~570 k rows/s on one connection (~130% of a raw keyed COPY, ~900 k on two),
+new or reloaded alike; DELETE + COPY into a keyed table reloads at ~220 k, staging + ON CONFLICT at
+~130 k. Day partitions also make a day's rows findable without a ts index (partition pruning) and a
+day's reload O(1) in the table's size. `load_workers` connections (default 2) load days in parallel.
+Each row writes ~260 bytes of WAL: for long backfills raise the server's max_wal_size (say 8-16 GB).
 
 COPY itself: with psycopg installed (`postgresql://` or `postgresql+psycopg://`) the Arrow columns are
 encoded to PostgreSQL's binary COPY format with numpy (about 3 M rows/s) and streamed, so the server
@@ -34,12 +39,10 @@ spends ~1 us/row encoding on the client, between server turns, and loads 15-25% 
 Rows are sent in (ticker, ts) order, the primary key's: appends to each ticker's key range and, on a
 hypertable, time-ordered inserts within each chunk.
 
-Indexes: the primary key (ticker, ts) only, which serves per-ticker time ranges. A reload finds the
-day's rows through it too: on a plain table, the DELETE names every ticker of the table (read with a
-skip scan of the key, ~50 us a ticker) and the day's range, so it never scans the table; on a
-hypertable, chunk exclusion on ts does it (see `colfill.stores.timescale` for their DDL). An index on
-ts alone (even BRIN) would cost every load 5-9% end to end on this machine; add one yourself
-(`CREATE INDEX ON bars_1m USING brin (ts)`) if you query all tickers at a time on plain PostgreSQL.
+Indexes: the primary key (ticker, ts) only, which serves per-ticker time ranges. Without day partitions
+(`bars_1d`, or a plain `bars_1m` an older colfill made) a reload's DELETE names every ticker of the table
+(read with a skip scan of the key, ~50 us a ticker) and the day's range, so it never scans the table;
+on a hypertable, chunk exclusion on ts does it (see `colfill.stores.timescale` for their DDL).
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ KEY = ("ticker", "ts")
 MAX_IDENT_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
 COPY_CHUNK_ROWS = 32_768  # rows per encoded COPY message (~7 MB for bars): the fastest measured
 EXACT_COUNT_BELOW = 5_000_000  # status counts rows exactly below this estimate, else reports the estimate
+DAY_PARTITIONED = frozenset({"bars_1m"})  # plain-PostgreSQL tables made of one partition per New York day
+INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for a day's key: a 2 M-row day sorts in memory
 
 # Columns every bars table has, before the indicator columns (all float64).
 BAR_BASE: tuple[tuple[str, pa.DataType], ...] = (
@@ -647,12 +652,13 @@ class TableStatus:
     """One table as `colfill db status` shows it. `rows_exact` is False for large tables (an estimate)."""
 
     table: str
-    kind: str  # "hypertable", "table", "continuous aggregate", "missing"
+    kind: str  # "hypertable", "table", "table, N day partitions", "continuous aggregate", "missing"
     rows: int | None = None
     rows_exact: bool = True
     first_ts: dt.datetime | None = None
     last_ts: dt.datetime | None = None
     tickers: int | None = None
+    tickers_last_day: bool = False  # `tickers` counts the last day only (large day-partitioned tables)
     days: int | None = None
     last_loaded: dt.datetime | None = None
     size_bytes: int | None = None
@@ -696,6 +702,7 @@ class PostgresStore:
         self._want_timescale = timescale
         self._columns: dict[str, dict[str, str]] = {}
         self._hyper: set[str] = set()  # bars tables that are hypertables
+        self._partitioned: set[str] = set()  # bars tables partitioned by day (DAY_PARTITIONED, plain PostgreSQL)
         self._ddl_lock = threading.RLock()
         self._stats_lock = threading.Lock()
         self._decompress_guc: bool | None = None
@@ -840,10 +847,11 @@ class PostgresStore:
             return True  # created by the first DDL transaction
         if self.ts_available:
             self._notice(f"TimescaleDB is available but not enabled in database {self.database!r}: bars tables "
-                         "are plain PostgreSQL tables (same columns and keys). Hint: pass --timescale to use it.")
+                         "are plain PostgreSQL tables, bars_1m partitioned by day (same columns and keys). Hint: pass "
+                         "--timescale to use it.")
         else:
-            self._notice("TimescaleDB is not installed on this server: bars tables are plain PostgreSQL tables "
-                         "(same columns and primary key).")
+            self._notice("TimescaleDB is not installed on this server: bars tables are plain PostgreSQL tables, "
+                         "bars_1m partitioned by day (same columns and primary key).")
         return False
 
     def _notice(self, message: str) -> None:
@@ -928,25 +936,26 @@ class PostgresStore:
                 raise SchemaMismatch(f"{table}: the data has no {' and '.join(missing)} column; bars tables are "
                                      "keyed by (ticker, ts)")
         policies: list[str] = []
-        found: dict[str, tuple[dict[str, str], bool]] = {}
+        found: dict[str, tuple[dict[str, str], bool, bool]] = {}
         with self._ddl() as s:
             for table, cols in wanted.items():
                 policies += self._ensure_in(s, table, cols)
-                _, columns = self._existing(s, table)
+                kind, columns = self._existing(s, table)
                 hyper = bool(self.ts_version) and bool(s.execute(
                     "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %s::text "
                     "AND hypertable_name = %s::text", [self.schema, table]))
-                found[table] = (columns, hyper)
+                found[table] = (columns, hyper, kind == "p")
             for stmt in extra_ddl:
                 s.execute(stmt)
         if policies:
             self._autocommit(policies, "adding the compression policies")
-        for table, (columns, hyper) in found.items():
+        for table, (columns, hyper, partitioned) in found.items():
             self._columns[table] = columns
-            if hyper:
-                self._hyper.add(table)
-            else:
-                self._hyper.discard(table)
+            for kinds, member in ((self._hyper, hyper), (self._partitioned, partitioned)):
+                if member:
+                    kinds.add(table)
+                else:
+                    kinds.discard(table)
 
     def _ensure_in(self, s: _Session, table: str, wanted: dict[str, str]) -> list[str]:
         """Create or check-and-extend one bars table in the open transaction; the policies still to add."""
@@ -962,8 +971,10 @@ class PostgresStore:
         # rules, which on en_US.UTF-8 servers are a large share of a load's CPU; the order is the files'.
         cols = ", ".join(f"{quote_ident(n)} {t}" + (' COLLATE "C"' if n == "ticker" else "")
                          + (" NOT NULL" if n in KEY else "") for n, t in wanted.items())
-        s.execute(f"CREATE TABLE {rel} ({cols}, PRIMARY KEY (ticker, ts))")
-        if not (self.hypertables and table in tsdb.SPECS):
+        hyper = self.hypertables and table in tsdb.SPECS
+        by_day = " PARTITION BY RANGE (ts)" if table in DAY_PARTITIONED and not hyper else ""
+        s.execute(f"CREATE TABLE {rel} ({cols}, PRIMARY KEY (ticker, ts)){by_day}")
+        if not hyper:
             return []
         version, ext = self._ts
         for stmt in tsdb.hypertable_sql(self.schema, table, version, ext):
@@ -1107,13 +1118,20 @@ class PostgresStore:
                     f"SELECT EXISTS (SELECT 1 FROM {self._rel(MANIFEST)} WHERE table_name = %s::text "
                     "AND date = %s::date)", [table, batch.date.isoformat()])[0][0]
                 path = "replace" if seen else "insert"
-            if path == "replace":
-                s.execute(f"DELETE FROM {rel} AS t WHERE {self._partition_filter(batch)}", params)
-            if path in ("insert", "replace"):
-                if data.num_rows:
-                    s.copy(self.schema, table, data)
+            part = self._day_partition(s, batch) if table in self._partitioned else None
+            if part is not None and path != "merge" and (not part[1] or batch.tickers is None):
+                self._swap_day(s, batch, data, part[0], replacing=part[1])
             else:
-                self._merge(s, rel, data, self._partition_filter(batch), params)
+                if part is not None and not part[1]:
+                    s.execute(f"CREATE TABLE {self._rel(part[0])} PARTITION OF {rel} FOR VALUES FROM "
+                              f"{self._day_range(batch.date)}")
+                if path == "replace":
+                    s.execute(f"DELETE FROM {rel} AS t WHERE {self._partition_filter(batch)}", params)
+                if path in ("insert", "replace"):
+                    if data.num_rows:
+                        s.copy(self.schema, table, data)
+                else:
+                    self._merge(s, rel, data, self._partition_filter(batch), params)
             s.execute(
                 f"INSERT INTO {self._rel(MANIFEST)} (table_name, date, lineage, source_key, etag, size, fingerprint, "
                 '"rows", status, loaded_at) VALUES (%s::text, %s::date, %s::text, %s::text, %s::text, %s::bigint, '
@@ -1141,6 +1159,57 @@ class PostgresStore:
             self.paths[path] += 1
         return data.num_rows
 
+    @staticmethod
+    def _day_range(date: dt.date) -> str:
+        """`('lo') TO ('hi')`: the New York day's bounds as partition bound literals (DDL takes no parameters;
+        both are ISO timestamps colfill formats itself)."""
+        lo, hi = (t.isoformat() for t in day_bounds(date))
+        return f"('{lo}') TO ('{hi}')"
+
+    def _day_partition(self, s: _Session, batch: LoadBatch) -> tuple[str, bool]:
+        """(name of the day's partition of a day-partitioned table, whether it exists). Partitions are named
+        `<table>_YYYYMMDD` by colfill; a table of that name that is not the day's partition is refused."""
+        name = check_name(f"{batch.table}_{batch.date:%Y%m%d}", "partition")
+        row = s.execute(
+            "SELECT c.relispartition AND i.inhparent = to_regclass(%s::text) FROM pg_class c "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = to_regclass(%s::text)",
+            [self._rel(batch.table), self._rel(name)])
+        if row and not row[0][0]:
+            raise StoreError(f"{self.schema}.{name} exists but is not the {batch.date} partition of "
+                             f"{self.schema}.{batch.table}. Hint: colfill names its day partitions so; rename that "
+                             "table (colfill never drops it for you).")
+        return name, bool(row)
+
+    def _swap_day(self, s: _Session, batch: LoadBatch, data: pa.Table, name: str, replacing: bool) -> None:
+        """Build the day as a new table and attach it as the day's partition, replacing any old one.
+
+        The rows are COPYed into a table without an index, the key is then built by one sort (about half
+        the server work of inserting every row into a B-tree, measured: 0.87 + 0.43 us/row against 2.1),
+        and a CHECK constraint equal to the partition bounds lets ATTACH skip its validation scan. A
+        replaced day's old partition is detached and dropped in the same transaction, so readers see the
+        old day or the new one, and a kill leaves the old one in place.
+        """
+        rel, final = self._rel(batch.table), self._rel(name)
+        build = f"{name}_new" if replacing else name
+        lo, hi = (t.isoformat() for t in day_bounds(batch.date))
+        if replacing:  # one swap per table at a time: two DETACHes upgrading their locks would deadlock
+            s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
+                      [f"colfill-swap:{self.schema}.{batch.table}"])
+        s.execute(f"CREATE TABLE {self._rel(build)} (LIKE {rel} INCLUDING DEFAULTS)")
+        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(name + '_day')} "
+                  f"CHECK (ts >= '{lo}' AND ts < '{hi}')")
+        if data.num_rows:
+            s.copy(self.schema, build, data)
+        s.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(build + '_pkey')} "
+                  "PRIMARY KEY (ticker, ts)")
+        if replacing:
+            s.execute(f"ALTER TABLE {rel} DETACH PARTITION {final}")
+            s.execute(f"DROP TABLE {final}")
+            s.execute(f"ALTER TABLE {self._rel(build)} RENAME TO {quote_ident(name)}")
+            s.execute(f"ALTER INDEX {self._rel(build + '_pkey')} RENAME TO {quote_ident(name + '_pkey')}")
+        s.execute(f"ALTER TABLE {rel} ATTACH PARTITION {final} FOR VALUES FROM {self._day_range(batch.date)}")
+
     def _merge(self, s: _Session, rel: str, data: pa.Table, where: str, params: list[object]) -> None:
         """Staging table + delete-missing + INSERT ... ON CONFLICT DO UPDATE: replaces whatever rows exist."""
         s.execute(f"CREATE TEMP TABLE colfill_stage (LIKE {rel} INCLUDING DEFAULTS) ON COMMIT DROP")
@@ -1165,8 +1234,8 @@ class PostgresStore:
         where = "t.ts >= %s::timestamptz AND t.ts < %s::timestamptz"
         if batch.tickers is not None:
             return where + " AND t.ticker = ANY(%s::text[])"
-        if batch.table in self._hyper:
-            return where
+        if batch.table in self._hyper or batch.table in self._partitioned:
+            return where  # chunk exclusion or partition pruning finds the day
         return where + f" AND t.ticker = ANY(ARRAY({distinct_tickers_sql(self._rel(batch.table))}))"
 
     def _lift_decompression_limit(self, s: _Session) -> bool:
@@ -1306,6 +1375,9 @@ class PostgresStore:
                     out.append(TableStatus(name, "missing"))
                 continue
             kind = "hypertable" if name in hyper else "continuous aggregate" if name in caggs else "table"
+            if kind_row[0] == "p":
+                out.append(self._partitioned_status(name))
+                continue
             st = TableStatus(name, kind)
             version, ext = self._ts
             ts_sql = tsdb.stats_sql(self.schema, name, version, ext) if kind == "hypertable" else {}
@@ -1345,6 +1417,38 @@ class PostgresStore:
                 st.size_bytes = self._read_one("SELECT pg_total_relation_size(to_regclass(%s::text))::bigint", [rel])
             out.append(st)
         return out
+
+    def _partitioned_status(self, name: str) -> TableStatus:
+        """Status of a day-partitioned table from its partitions: queries across every partition (a ticker's whole
+        range, distinct tickers) would probe each one, so large tables report the last day's tickers."""
+        rel = self._rel(name)
+        leaves = self._read("SELECT c.oid::regclass::text FROM pg_partition_tree(to_regclass(%s::text)) p "
+                            "JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf ORDER BY c.relname", [rel])
+        st = TableStatus(name, f"table, {len(leaves)} day partition{'' if len(leaves) == 1 else 's'}")
+        stats = self._read_row("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
+                               "coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint "
+                               "FROM pg_partition_tree(to_regclass(%s::text)) p JOIN pg_class c ON c.oid = p.relid "
+                               "WHERE p.isleaf", [rel])
+        estimate, st.size_bytes = stats if stats else (0, None)
+        if estimate < EXACT_COUNT_BELOW:
+            st.rows = self._read_one(f"SELECT count(*)::bigint FROM {rel}")
+            st.tickers = self._read_one(f"SELECT count(DISTINCT ticker)::bigint FROM {rel}")
+        else:
+            st.rows, st.rows_exact = int(estimate), False
+            st.tickers = self._read_one(f"SELECT count(*)::bigint FROM ({distinct_tickers_sql(leaves[-1])}) t")
+            st.tickers_last_day = True
+        if leaves:
+            first = self._read_one(f"SELECT extract(epoch FROM min(ts))::float8 FROM {leaves[0]}")
+            last = self._read_one(f"SELECT extract(epoch FROM max(ts))::float8 FROM {leaves[-1]}")
+            st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None else None
+                                       for v in (first, last))
+        row = self._read_row(
+            f"SELECT count(DISTINCT date)::bigint, extract(epoch FROM max(loaded_at))::float8 "
+            f"FROM {self._rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [name])
+        if row:
+            st.days = row[0]
+            st.last_loaded = dt.datetime.fromtimestamp(row[1], dt.timezone.utc) if row[1] else None
+        return st
 
     def _read(self, sql: str, params: Sequence[object] | None = None) -> list[Any]:
         """First column of every row of a read-only query, in its own transaction; [] when it fails."""

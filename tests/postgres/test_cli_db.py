@@ -70,3 +70,19 @@ def test_bad_db_arguments() -> None:
     assert isinstance(res.exception, InvalidArgument) and "PostgreSQL" in str(res.exception)
     res = runner.invoke(app, ["db", "init", "--db", "postgresql://u@h/db", "--indicators", "sma:x"])
     assert isinstance(res.exception, InvalidArgument) and "sma:x" in str(res.exception)
+
+
+def test_status_of_a_large_day_partitioned_table(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact-count size, rows come from the partitions' statistics and tickers from the last day."""
+    from colfill.stores import postgres
+
+    with PostgresStore(pg_url) as s:
+        s.load(batch(make_day(dt.date(2024, 3, 7), ["AAPL", "MSFT", "TSLA"], minutes=40, seed=1), dt.date(2024, 3, 7)))
+        s.load(batch(make_day(dt.date(2024, 3, 8), ["AAPL", "MSFT"], minutes=30, seed=2), dt.date(2024, 3, 8)))
+        monkeypatch.setattr(postgres, "EXACT_COUNT_BELOW", 1)
+        st = {t.table: t for t in s.status()}["bars_1m"]
+    assert st.kind == "table, 2 day partitions"
+    assert (st.rows, st.rows_exact, st.tickers, st.tickers_last_day, st.days) == (180, False, 2, True, 2)
+    assert (st.first_ts.isoformat(), st.last_ts.isoformat()) == ("2024-03-07T14:30:00+00:00",
+                                                                  "2024-03-08T14:59:00+00:00")
+    assert st.size_bytes and st.size_bytes > 0

@@ -23,7 +23,7 @@ from tests.postgres.conftest import Db
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HELPER = Path(kl.__file__)
-V1_DAYS, V2_DAYS = 8, 24
+V1_DAYS, V2_DAYS = 8, 36
 
 
 def run(url: str, version: int, days: int) -> subprocess.Popen[str]:
@@ -87,7 +87,7 @@ def test_sigkill_at_random_moments_then_rerun(pg_url: str, db: Db) -> None:
             time.sleep(rng.uniform(0.2, 0.9))  # interpreter start, imports, or the first COPYs
         else:
             wait_for_line(proc, "loaded")
-            time.sleep(rng.uniform(0.0, 0.25))
+            time.sleep(rng.uniform(0.0, 0.12))
         proc.send_signal(signal.SIGKILL)
         outcomes.append(proc.wait(timeout=60))
         assert consistent(db) == (0, 0), f"not exactly once after a kill {note}"

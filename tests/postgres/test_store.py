@@ -4,6 +4,7 @@ schema conflicts, and names/tickers with quotes or SQL in them. Load tests run t
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,30 +115,108 @@ def test_merge_path_gives_the_same_tables(pg_url: str, driver: str, db: Db) -> N
     assert db.bars() == expected_rows(v2)
 
 
-def test_a_reload_finds_the_day_through_the_key(store: PostgresStore, db: Db) -> None:
-    """Plain tables have no ts index: the day's DELETE must be able to use (ticker, ts), not scan the table."""
+@pytest.mark.parametrize("table", ["bars_1m", "bars_1d"])
+def test_a_reload_finds_the_day_without_scanning_the_table(store: PostgresStore, db: Db, table: str) -> None:
+    """Neither table has a ts index: bars_1m's day is its own partition (pruning), bars_1d's DELETE uses the
+    (ticker, ts) key, never a scan of the table."""
     for i, d in enumerate((D1, D2, D3)):
-        store.load(batch(make_day(d, TICKERS, seed=i), d))
-    filt = store._partition_filter(batch(make_day(D2, TICKERS), D2))
+        store.load(batch(make_day(d, TICKERS, seed=i), d, table=table))
+    filt = store._partition_filter(batch(make_day(D2, TICKERS), D2, table=table))
     lo, hi = (t.isoformat() for t in day_bounds(D2))
     db.rows("SET enable_seqscan = off")
-    plan = "\n".join(r[0] for r in db.rows(f"EXPLAIN SELECT * FROM {db.rel('bars_1m')} t WHERE {filt}", [lo, hi]))
-    assert "bars_1m_pkey" in plan and "Seq Scan on bars_1m" not in plan, plan
-    store.load(batch(make_day(D2, TICKERS[:1], seed=7), D2, "again"))
-    assert db.one(f"SELECT count(DISTINCT ticker) FROM {db.rel('bars_1m')} WHERE ts::date = %s", [D2]) == 1
+    plan = "\n".join(r[0] for r in db.rows(f"EXPLAIN SELECT * FROM {db.rel(table)} t WHERE {filt}", [lo, hi]))
+    if table == "bars_1m":
+        scanned = set(re.findall(r" on (bars_1m\w*)", plan))
+        assert scanned == {f"bars_1m_{D2:%Y%m%d}"}, plan
+    else:
+        assert "bars_1d_pkey" in plan and "Seq Scan" not in plan, plan
+    store.load(batch(make_day(D2, TICKERS[:1], seed=7), D2, "again", table=table))
+    assert db.one(f"SELECT count(DISTINCT ticker) FROM {db.rel(table)} WHERE ts::date = %s", [D2]) == 1
 
 
 def test_rows_written_outside_colfill_fall_back_to_the_merge(store: PostgresStore, db: Db) -> None:
-    """A day colfill never recorded but whose rows exist (written by hand): the insert path conflicts, the
-    transaction is redone as a merge, and the day ends exactly as the partition says."""
+    """A day colfill never recorded but whose rows exist (written by hand) in a plain keyed table: the insert path
+    conflicts, the transaction is redone as a merge, and the day ends exactly as the partition says."""
     day = make_day(D1, TICKERS, seed=1)
-    store.ensure_table("bars_1m", day.schema)
-    db.rows(f"INSERT INTO {db.rel('bars_1m')} (ticker, ts, open, high, low, close, volume, transactions) "
+    store.ensure_table("bars_1d", day.schema)
+    db.rows(f"INSERT INTO {db.rel('bars_1d')} (ticker, ts, open, high, low, close, volume, transactions) "
             "VALUES ('AAPL', %s, 1, 1, 1, 1, 1, 1), ('ZZZ', %s, 1, 1, 1, 1, 1, 1)",
             [day["ts"][0].as_py(), day["ts"][0].as_py()])
-    store.load(batch(day, D1, "a"))
+    store.load(batch(day, D1, "a", table="bars_1d"))
     assert store.paths == {"merge": 1}
-    assert db.bars() == expected_rows(day)  # ZZZ was in the day and not in the partition: replaced
+    assert db.bars("bars_1d") == expected_rows(day)  # ZZZ was in the day and not in the partition: replaced
+
+
+def partitions(db: Db, table: str = "bars_1m") -> list[str]:
+    return [r[0] for r in db.rows("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                  "WHERE i.inhparent = %s::regclass ORDER BY 1", [db.rel(table)])]
+
+
+def test_minute_days_are_partitions_built_then_attached(store: PostgresStore, db: Db) -> None:
+    """Each minute day becomes its own partition with its own key; reloading a day swaps the partition (twice, so
+    the names a swap leaves are reusable); a day written by hand as that partition is replaced as a whole."""
+    v1 = {d: make_day(d, TICKERS, seed=i) for i, d in enumerate((D1, D2))}
+    for d, part in v1.items():
+        store.load(batch(part, d, f"a{d}"))
+    assert partitions(db) == [f"bars_1m_{D1:%Y%m%d}", f"bars_1m_{D2:%Y%m%d}"]
+    for name in partitions(db):
+        assert db.one("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass AND indisprimary",
+                      [db.rel(name)]) == 1
+    assert db.rows("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+                   [db.rel(f"bars_1m_{D1:%Y%m%d}")])[0][0].endswith(f"bars_1m_{D1:%Y%m%d}_pkey")
+    latest = v1[D1]
+    for round_ in range(2):
+        latest = make_day(D1, TICKERS[round_:], minutes=10 + round_, seed=10 + round_)
+        store.load(batch(latest, D1, f"b{round_}"))
+        assert db.bars() == expected_rows(latest, v1[D2])
+    assert store.paths == {"insert": 2, "replace": 2}
+    assert partitions(db) == [f"bars_1m_{D1:%Y%m%d}", f"bars_1m_{D2:%Y%m%d}"]
+    assert not db.rows("SELECT 1 FROM pg_class WHERE relname LIKE '%%\\_new%%' AND relnamespace = %s::regnamespace",
+                       [f'"{db.schema}"'])
+    # a day the user made as a partition and filled by hand: the load replaces it with exactly the day's rows
+    lo, hi = (t.isoformat() for t in day_bounds(D3))
+    db.rows(f"CREATE TABLE {db.rel(f'bars_1m_{D3:%Y%m%d}')} PARTITION OF {db.rel('bars_1m')} "
+            f"FOR VALUES FROM ('{lo}') TO ('{hi}')")
+    d3 = make_day(D3, TICKERS, seed=3)
+    db.rows(f"INSERT INTO {db.rel('bars_1m')} (ticker, ts, open, high, low, close, volume, transactions) "
+            "VALUES ('ZZZ', %s, 1, 1, 1, 1, 1, 1)", [d3["ts"][0].as_py()])
+    store.load(batch(d3, D3, "c"))
+    assert db.bars() == expected_rows(latest, v1[D2], d3)
+
+
+def test_ticker_loads_into_an_existing_day_partition(store: PostgresStore, db: Db) -> None:
+    """--tickers lineages: the first builds the day's partition, the next adds and replaces its own tickers in it."""
+    aapl = make_day(D1, ["AAPL"], seed=1)
+    store.load(batch(aapl, D1, "a", lineage="aapl", tickers=("AAPL",)))
+    msft = make_day(D1, ["MSFT"], seed=2)
+    store.load(batch(msft, D1, "m", lineage="msft", tickers=("MSFT",)))
+    msft2 = make_day(D1, ["MSFT"], minutes=5, seed=3)
+    store.load(batch(msft2, D1, "m2", lineage="msft", tickers=("MSFT",)))
+    assert db.bars() == expected_rows(aapl, msft2)
+    assert partitions(db) == [f"bars_1m_{D1:%Y%m%d}"]
+
+
+def test_a_table_with_the_partition_name_is_refused(store: PostgresStore, db: Db) -> None:
+    day = make_day(D1, TICKERS, seed=1)
+    store.ensure_table("bars_1m", day.schema)
+    db.rows(f"CREATE TABLE {db.rel(f'bars_1m_{D1:%Y%m%d}')} (x int)")
+    with pytest.raises(StoreError, match=f"bars_1m_{D1:%Y%m%d} exists but is not the {D1} partition"):
+        store.load(batch(day, D1, "a"))
+    assert db.manifest() == {} and partitions(db) == []
+
+
+def test_a_plain_minute_table_made_before_keeps_loading(pg_url: str, db: Db) -> None:
+    """A bars_1m that is a plain keyed table (an older colfill, or made by hand) is loaded in place."""
+    types = {"ticker": 'text COLLATE "C" NOT NULL', "ts": "timestamptz NOT NULL", "transactions": "bigint"}
+    cols = ", ".join(f"{c} {types.get(c, 'double precision')}" for c in bars_schema(INDICATORS).names)
+    db.rows(f'CREATE SCHEMA "{db.schema}"')
+    db.rows(f"CREATE TABLE {db.rel('bars_1m')} ({cols}, PRIMARY KEY (ticker, ts))")
+    with PostgresStore(pg_url) as s:
+        v1, v2 = make_day(D1, TICKERS, seed=1), make_day(D1, TICKERS[:2], seed=2)
+        s.load(batch(v1, D1, "a"))
+        s.load(batch(v2, D1, "b"))
+        assert s.paths == {"insert": 1, "replace": 1}
+    assert db.bars() == expected_rows(v2) and partitions(db) == []
 
 
 def test_concurrent_loads_of_different_days(pg_url: str, db: Db) -> None:

@@ -180,7 +180,8 @@ def test_without_the_flag_an_available_extension_is_left_alone(monkeypatch: pyte
     store = fake_store(monkeypatch, "2.17.0", installed=False)
     assert not store.hypertables
     assert store.notices == ["TimescaleDB is available but not enabled in database 'db': bars tables are plain "
-                             "PostgreSQL tables (same columns and keys). Hint: pass --timescale to use it."]
+                             "PostgreSQL tables, bars_1m partitioned by day (same columns and keys). Hint: pass "
+                             "--timescale to use it."]
     store.ensure_table("bars_1m", bars_schema(INDICATORS))
     assert not any("timescaledb" in sql.lower() for _, sql in recorded if not sql.startswith("SELECT current"))
     assert any(sql.startswith('CREATE TABLE "mkt"."bars_1m"') for _, sql in recorded)
@@ -210,11 +211,11 @@ def test_plain_postgresql_path_and_notice(pg_url: str, db: Db) -> None:
         report = s.init(INDICATORS)
         assert not report.hypertables and not s.hypertables
     assert report.notices == ["TimescaleDB is not installed on this server: bars tables are plain PostgreSQL "
-                              "tables (same columns and primary key)."]
+                              "tables, bars_1m partitioned by day (same columns and primary key)."]
     assert all("\n" not in n for n in report.notices)
     kinds = db.rows("SELECT relname, relkind FROM pg_class WHERE relnamespace = %s::regnamespace "
                     "AND relname IN ('bars_1m', 'bars_1d') ORDER BY 1", [f'"{db.schema}"'])
-    assert kinds == [("bars_1d", "r"), ("bars_1m", "r")]
+    assert kinds == [("bars_1d", "r"), ("bars_1m", "p")]  # bars_1m: a partition per day, made as days load
     with pytest.raises(StoreError, match="does not have the TimescaleDB extension installed"):
         PostgresStore(pg_url, timescale=True)
 
