@@ -34,6 +34,7 @@ _LAST_CTX = "__last_ctx"  # the last context row: carries the recursive state va
 _POS = "__pos"  # position of the row within its symbol in the combined frame
 _IDX = "__idx"  # index of the bar in the symbol's whole history
 _DIFF = "__diff"  # close - previous close of the same symbol
+CHUNK_ROWS = 250_000  # rows of one ticker range of a large frame (a whole-market day is ~2 M rows)
 _SYM = "__sym"  # symbol number in (ticker, ts) order: a sorted key, much cheaper to window over than ticker
 
 
@@ -234,6 +235,43 @@ def enrich(
         bars = bars.sort("ticker", maintain_order=True)  # enough and ~3x cheaper than by (ticker, ts)
         if not _is_sorted(bars):
             bars = bars.sort("ticker", "ts")
+    cuts = _ticker_cuts(bars, CHUNK_ROWS)
+    if not cuts:
+        return _enrich_sorted(bars, indicators, state)
+    # A whole-market day (~2 M rows) in ticker ranges of ~CHUNK_ROWS: each range's columns stay in cache
+    # through the dozens of passes below (0.39 against 0.6-0.8 us a row for the day at once, measured).
+    # State rows go to the range their ticker falls in, so symbols without new bars pass through once.
+    tickers = bars["ticker"]
+    bounds = [tickers[i] for i in cuts]
+    outs, states = [], []
+    for k, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, bars.height])):
+        part_state = None
+        if state is not None and state.height:
+            t = pl.col("ticker")
+            keep = (t >= bounds[k - 1] if k else pl.lit(True)) & (t < bounds[k] if k < len(bounds) else pl.lit(True))
+            part_state = state.filter(keep)
+        out, new_state = _enrich_sorted(bars.slice(lo, hi - lo), indicators, part_state)
+        outs.append(out)
+        states.append(new_state)
+    return pl.concat(outs), pl.concat(states)
+
+
+
+def _ticker_cuts(bars: pl.DataFrame, rows: int) -> list[int]:
+    """Row indexes at which a frame sorted by ticker splits into ranges of about `rows` rows, each at a ticker's
+    first row; empty when it is small enough to take at once."""
+    if bars.height < 2 * rows:
+        return []
+    t = bars["ticker"]
+    starts = (t != t.shift()).fill_null(True).arg_true().to_numpy()
+    at = np.searchsorted(starts, np.arange(rows, bars.height, rows))
+    return sorted({int(starts[i]) for i in at if i < len(starts) and starts[i] > 0})
+
+
+def _enrich_sorted(
+    bars: pl.DataFrame, indicators: IndicatorSet, state: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`enrich` of bars in (ticker, ts) order."""
     has_state = state is not None and state.height > 0
     flags = [pl.lit(False).alias(_CTX), pl.lit(False).alias(_LAST_CTX)]
     if has_state:

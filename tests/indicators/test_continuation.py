@@ -160,3 +160,27 @@ def test_row_order_does_not_matter_whole_days_or_shuffled() -> None:
     for bars in (frame, frame.sample(fraction=1.0, shuffle=True, seed=1)):
         got, _ = enrich(bars, IndicatorSet.default())
         assert got.equals(want)
+
+
+@pytest.mark.parametrize("rows", [1, 17, 60])
+def test_large_frames_in_ticker_ranges_give_identical_rows_and_state(rows, make, monkeypatch):
+    """A frame over 2 x CHUNK_ROWS is enriched one ticker range at a time: every symbol's values are computed
+    independently of the others, so rows and state are bit for bit those of one pass, including symbols of the
+    state with no new bars before, between and after the ranges."""
+    from colfill.indicators import batch
+
+    rng = np.random.default_rng(3)
+    names = [f"T{i:02d}" for i in range(12)]
+    frames = {t: make.bars(t, 20.0 * np.exp(np.cumsum(rng.normal(0, 0.02, 30 + 3 * i))),
+                           ts=every_37_minutes(30 + 3 * i), volume=rng.integers(0, 9, 30 + 3 * i).astype(float))
+              for i, t in enumerate(names)}
+    first = pl.concat([f.head(12) for f in frames.values()])
+    second = pl.concat([f.slice(12) for t, f in frames.items() if t not in ("T00", "T05", "T06", "T11")])
+    _, state = enrich(first, CUSTOM)
+    want, want_state = enrich(second, CUSTOM, state)
+    monkeypatch.setattr(batch, "CHUNK_ROWS", rows)
+    assert len(batch._ticker_cuts(second.sort("ticker", "ts"), rows)) > 1
+    got, got_state = enrich(second, CUSTOM, state)
+    assert got.equals(want)
+    assert got_state.equals(want_state)
+    assert got_state["ticker"].to_list() == names
