@@ -64,11 +64,26 @@ def show(title: str, rows: list[tuple[str, float, float | None]]) -> None:
         print(f"  {name:<32} {rps/1e6:8.3f} M rows/s {mem}")
 
 
-def report_inner(rows: int, seconds: float) -> None:
-    """Called by a stage to report its own timing (of the measured work only, not set-up) to `timed`."""
+def report_inner(rows: int, seconds: float, cpu_seconds: float | None = None) -> None:
+    """Called by a stage to report its own timing (of the measured work only, not set-up) to `timed`;
+    `cpu_seconds` is the process's CPU time over the same span (all threads)."""
     path = os.environ.get("BENCH_INNER")
     if path:
-        Path(path).write_text(f"{rows} {seconds}")
+        Path(path).write_text(f"{rows} {seconds}" + (f" {cpu_seconds}" if cpu_seconds is not None else ""))
+
+
+class Span:
+    """Wall and process CPU time of a `with` block, reported with `report_inner`."""
+
+    def __enter__(self) -> Span:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def report(self, rows: int) -> None:
+        report_inner(rows, self.wall, self.cpu)
 
 
 def timed(fn: Callable[..., int], *args: Any) -> dict[str, float]:
@@ -81,6 +96,8 @@ def timed(fn: Callable[..., int], *args: Any) -> dict[str, float]:
         if text:
             rows, secs = int(text[0]), float(text[1])
             fig.update(seconds=round(secs, 3), rows_per_s=round(rows / secs, 1))
+            if len(text) > 2:
+                fig["cpu_us_per_row"] = round(float(text[2]) / rows * 1e6, 4)
         return fig
     finally:
         inner.unlink(missing_ok=True)

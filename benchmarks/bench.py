@@ -7,6 +7,10 @@ set, and a per-bar pure-Python loop like the original tool's. Then the memory ch
 twice the days must not need more than 20% more peak memory. Other modules (bench_incremental,
 bench_postgres) add their stages to the same results file.
 
+Every rows/s is of the measured work only (imports, set-up and reading prepared inputs excluded), with
+its CPU time per row (all threads): their sum over the stages end to end runs says how fast end to end
+can be at best on this machine's cores, printed beside the targets.
+
 Environment: BENCH_TICKERS (default 400) and BENCH_DAYS (default 12) size the sample.
 """
 
@@ -23,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import measure, record, show, timed  # noqa: E402
+from _common import Span, measure, record, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -69,15 +73,24 @@ def load_bars(root: Path):  # type: ignore[no-untyped-def]
 def stage_bare_scan(root: Path) -> int:
     import polars as pl
 
-    frames = [pl.scan_csv(f, schema_overrides={"ticker": pl.Utf8}).collect() for f in minute_files(root)]
-    return sum(f.height for f in frames)
+    files = minute_files(root)
+    pl.scan_csv(files[0], schema_overrides={"ticker": pl.Utf8}).collect()  # warm-up, as every stage has
+    with Span() as span:
+        rows = sum(pl.scan_csv(f, schema_overrides={"ticker": pl.Utf8}).collect().height for f in files)
+    span.report(rows)
+    return rows
 
 
 def stage_scan(root: Path) -> int:
     from colfill.sources.flatfiles import FlatFiles
 
     src = FlatFiles(str(root))
-    return sum(src.read(o).bars.height for o in src.list("bars_1m", dt.date(2000, 1, 1), dt.date(2100, 1, 1)))
+    objs = src.list("bars_1m", dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+    src.read(objs[0])  # warm-up: steady-state throughput, as in a backfill
+    with Span() as span:
+        rows = sum(src.read(o).bars.height for o in objs)
+    span.report(rows)
+    return rows
 
 
 def prepare_frame(root: Path) -> int:
@@ -93,12 +106,10 @@ def stage_indicators(root: Path) -> int:
     from colfill.indicators.spec import IndicatorSet
 
     bars = pl.read_parquet(root / "bars.parquet")
-    import time
-
     enrich(bars.head(20_000), IndicatorSet.default())  # warm-up: steady-state throughput, as in a backfill
-    t0 = time.perf_counter()
-    out, _ = enrich(bars, IndicatorSet.default())
-    _report_inner(bars.height, time.perf_counter() - t0)
+    with Span() as span:
+        out, _ = enrich(bars, IndicatorSet.default())
+    span.report(bars.height)
     out.write_parquet(enriched_path(root))
     return out.height
 
@@ -167,21 +178,20 @@ def baseline_per_bar(root: Path, limit: int = 200_000) -> int:
 
 
 def stage_parquet(root: Path) -> int:
-    import time
 
     import polars as pl
 
     from colfill.stage.lake import PARQUET_COMPRESSION, PARQUET_LEVEL
 
     out = pl.read_parquet(enriched_path(root))
-    t0 = time.perf_counter()
-    out.write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL)
-    _report_inner(out.height, time.perf_counter() - t0)
+    out.head(20_000).write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION)  # warm-up
+    with Span() as span:
+        out.write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL)
+    span.report(out.height)
     return out.height
 
 
 def stage_duckdb(root: Path) -> int:
-    import time
 
     import polars as pl
 
@@ -190,14 +200,18 @@ def stage_duckdb(root: Path) -> int:
     out = pl.read_parquet(enriched_path(root)).with_columns(pl.lit(None, dtype=pl.Float64).alias("vw"))
     days = out["ts"].dt.convert_time_zone("America/New_York").dt.date()
     parts = out.with_columns(days.alias("__d")).partition_by("__d", as_dict=True, include_key=False)
-    path = Path(tempfile.mkdtemp()) / "bench.duckdb"
-    store = DuckDBStore(str(path))
     from colfill.stores.base import LoadBatch
 
-    t0 = time.perf_counter()
-    for (d,), frame in sorted(parts.items()):
-        store.load(LoadBatch("bars_1m", d, frame.to_arrow(), f"k/{d}", "e", 1, "fp", "lin"))
-    _report_inner(out.height, time.perf_counter() - t0)
+    path = Path(tempfile.mkdtemp()) / "bench.duckdb"
+    (d0,), first = min(parts.items())
+    warm = DuckDBStore(str(path.with_name("warm.duckdb")))  # warm-up: a day into another file
+    warm.load(LoadBatch("bars_1m", d0, first.to_arrow(), f"k/{d0}", "e", 1, "fp", "lin"))
+    warm.close()
+    store = DuckDBStore(str(path))
+    with Span() as span:
+        for (d,), frame in sorted(parts.items()):
+            store.load(LoadBatch("bars_1m", d, frame.to_arrow(), f"k/{d}", "e", 1, "fp", "lin"))
+    span.report(out.height)
     store.close()
     shutil.rmtree(path.parent)
     return out.height
@@ -212,16 +226,12 @@ def stage_end_to_end(root: Path) -> int:
     job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
                       tables=("bars_1m",), indicators=IndicatorSet.default())
     store = open_store(f"duckdb:///{data / 'colfill.duckdb'}")
-    result = run(job, store)
+    with Span() as span:
+        result = run(job, store)
+    span.report(result.tables[0].rows_out)
     store.close()
     shutil.rmtree(data)
     return result.tables[0].rows_out
-
-
-# Inner timings exclude reading the prepared input from disk, so each stage measures only its own work.
-_INNER: dict[str, float] = {}
-
-
 
 
 
@@ -256,6 +266,17 @@ def main() -> None:
     print(f"  indicators / TA-Lib            {ind / tal:6.1%}  (target >= 50%)")
     print(f"  indicators / per-bar Python    {ind / base['per_bar_python']['rows_per_s']:6.1f}x")
     print(f"  peak RSS, 2x days vs 1x        {mem2 / mem1 - 1:+6.1%}  (target <= +20%)")
+    parts = {k: stages[k]["cpu_us_per_row"] for k in ("scan", "indicators", "parquet_write", "duckdb_load")}
+    need, cores = sum(parts.values()), os.cpu_count() or 1
+    ceiling = cores / need * 1e6
+    print("\nend to end's CPU: the stages' CPU time per row (all threads), and what it allows")
+    for k, v in parts.items():
+        print(f"  {k:<30} {v:6.3f} us/row")
+    print(f"  sum                            {need:6.3f} us/row: at most {ceiling / 1e6:.2f} M rows/s on {cores} cores "
+          f"with perfect overlap = {ceiling / scan:.1%} of the bare scan")
+    e2e_cpu = stages["end_to_end_duckdb"]["cpu_us_per_row"]
+    print(f"  end to end measured            {e2e_cpu:6.3f} us/row, {e2e_cpu * e2e / 1e6:.2f} of {cores} cores busy; "
+          f"bare scan {base['bare_scan']['cpu_us_per_row']:.3f} us/row")
     for extra in ("bench_incremental", "bench_postgres"):
         if (Path(__file__).parent / f"{extra}.py").exists():
             importlib.import_module(extra).main()
