@@ -9,8 +9,9 @@ How a partition (`LoadBatch`: one table, one trading day) is applied, in one tra
 1. an advisory lock on (schema, table, date), so two loaders of the same day queue instead of colliding;
 2. on plain PostgreSQL, `bars_1m` is partitioned by New York day (`bars_1m_YYYYMMDD`), and a whole day
    (or the first load of a day for a --tickers lineage) is **swapped in**: COPYed into a new table with
-   no index, its (ticker, ts) key built by one sort, attached with a CHECK constraint that spares ATTACH
-   its validation scan; a reloaded day's old partition is detached and dropped in the same transaction;
+   no index (COPY FREEZE: its pages are written frozen and all-visible, so first reads and vacuum need not
+   rewrite them), its (ticker, ts) key built by one sort, attached with a CHECK constraint that spares
+   ATTACH its validation scan; a reloaded day's old partition is detached and dropped in the same transaction;
 3. otherwise the manifest (`colfill_files`) says whether any lineage loaded that day before:
    - never: **insert** - the rows are COPYed straight into the keyed table;
    - before: **replace** - DELETE the day's rows (of the batch's tickers, when it has a ticker list),
@@ -466,7 +467,9 @@ class _Session:
     def execute(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def copy(self, schema: str | None, table: str, data: pa.Table) -> None:
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
+        """COPY `data` into the table; `freeze` (a table made in this transaction) writes its rows frozen and
+        all-visible, so neither the first reads nor vacuum have to rewrite the day's pages later."""
         raise NotImplementedError
 
     def commit(self) -> None:
@@ -510,11 +513,12 @@ class _PsycopgSession(_Session):
         self.rowcount = cur.rowcount
         return cur.fetchall() if cur.description else []
 
-    def copy(self, schema: str | None, table: str, data: pa.Table) -> None:
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
         order, chunks = encode_pgcopy(data)
         target = qualified(schema, table) if schema else quote_ident(table)
         columns = ", ".join(quote_ident(c) for c in order)
-        with self.conn.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)") as cp:
+        options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
+        with self.conn.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN ({options})") as cp:
             for chunk in chunks:
                 cp.write(chunk)
 
@@ -565,7 +569,7 @@ class _AdbcSession(_Session):
         self.rollback()
         return table
 
-    def copy(self, schema: str | None, table: str, data: pa.Table) -> None:
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
         if schema is None:
             self.cur.adbc_ingest(table, data, mode="append", temporary=True)
         else:
@@ -1198,8 +1202,10 @@ class PostgresStore:
         s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(name + '_day')} "
                   f"CHECK (ts >= '{lo}' AND ts < '{hi}')")
         if data.num_rows:
-            s.copy(self.schema, build, data)
+            s.copy(self.schema, build, data, freeze=True)
+        # One sort in this backend: parallel build workers only compete with the other loads for the cores.
         s.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+        s.execute("SET LOCAL max_parallel_maintenance_workers = 0")
         s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(build + '_pkey')} "
                   "PRIMARY KEY (ticker, ts)")
         if replacing:

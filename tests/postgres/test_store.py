@@ -184,6 +184,20 @@ def test_minute_days_are_partitions_built_then_attached(store: PostgresStore, db
     assert db.bars() == expected_rows(latest, v1[D2], d3)
 
 
+def test_a_swapped_in_day_is_frozen_and_all_visible(pg_url: str, db: Db) -> None:
+    """COPY FREEZE into the day's new table: its first readers answer index-only (no heap fetch, no hint-bit
+    writes) and vacuum has nothing to freeze later. Through psycopg; ADBC's ingest cannot freeze."""
+    with PostgresStore(pg_url) as s:
+        s.load(batch(make_day(D1, TICKERS, seed=1), D1))
+    db.rows("SET enable_seqscan = off")
+    db.rows("SET enable_bitmapscan = off")
+    plan = db.one(f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT ticker, ts FROM {db.rel('bars_1m')} WHERE ticker = 'AAPL'")
+    node = plan[0]["Plan"]
+    while node["Node Type"] != "Index Only Scan":
+        node = node["Plans"][0]
+    assert node["Actual Rows"] == 30 and node["Heap Fetches"] == 0, node
+
+
 def test_ticker_loads_into_an_existing_day_partition(store: PostgresStore, db: Db) -> None:
     """--tickers lineages: the first builds the day's partition, the next adds and replaces its own tickers in it."""
     aapl = make_day(D1, ["AAPL"], seed=1)
