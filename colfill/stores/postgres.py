@@ -1172,7 +1172,8 @@ class PostgresStore:
     def _day_partition(self, s: _Session, batch: LoadBatch) -> tuple[str, bool]:
         """(name of the day's partition of a day-partitioned table, whether it exists). Partitions are named
         `<table>_YYYYMMDD` by colfill; a table of that name that is not the day's partition is refused."""
-        name = check_name(f"{batch.table}_{batch.date:%Y%m%d}", "partition")
+        name = f"{batch.table}_{batch.date:%Y%m%d}"
+        check_name(f"{name}_new_pkey", "partition index")  # the longest name a swap makes
         row = s.execute(
             "SELECT c.relispartition AND i.inhparent = to_regclass(%s::text) FROM pg_class c "
             "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = to_regclass(%s::text)",
