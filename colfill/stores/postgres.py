@@ -1405,12 +1405,7 @@ class PostgresStore:
                     st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None
                                                else None for v in row[1:3])
             if name in BAR_TABLES:
-                row = self._read_row(
-                    f"SELECT count(DISTINCT date)::bigint, extract(epoch FROM max(loaded_at))::float8 "
-                    f"FROM {self._rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [name])
-                if row:
-                    st.days = row[0]
-                    st.last_loaded = dt.datetime.fromtimestamp(row[1], dt.timezone.utc) if row[1] else None
+                self._manifest_status(st)
             if ts_sql:
                 st.size_bytes = self._read_one(ts_sql["size"])
                 chunks = self._read_row(ts_sql["chunks"])
@@ -1448,13 +1443,17 @@ class PostgresStore:
             last = self._read_one(f"SELECT extract(epoch FROM max(ts))::float8 FROM {leaves[-1]}")
             st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None else None
                                        for v in (first, last))
+        self._manifest_status(st)
+        return st
+
+    def _manifest_status(self, st: TableStatus) -> None:
+        """Days loaded into the table and when the last was, from the manifest."""
         row = self._read_row(
             f"SELECT count(DISTINCT date)::bigint, extract(epoch FROM max(loaded_at))::float8 "
-            f"FROM {self._rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [name])
+            f"FROM {self._rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [st.table])
         if row:
             st.days = row[0]
             st.last_loaded = dt.datetime.fromtimestamp(row[1], dt.timezone.utc) if row[1] else None
-        return st
 
     def _read(self, sql: str, params: Sequence[object] | None = None) -> list[Any]:
         """First column of every row of a read-only query, in its own transaction; [] when it fails."""
