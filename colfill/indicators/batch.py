@@ -36,8 +36,8 @@ _LAST_CTX = "__last_ctx"  # the last context row: carries the recursive state va
 _POS = "__pos"  # position of the row within its symbol in the combined frame
 _IDX = "__idx"  # index of the bar in the symbol's whole history
 _DIFF = "__diff"  # close - previous close of the same symbol
-CHUNK_ROWS = 250_000  # rows of one ticker range of a large frame (a whole-market day is ~2 M rows)
 _SYM = "__sym"  # symbol number in (ticker, ts) order: a sorted key, much cheaper to window over than ticker
+CHUNK_ROWS = 250_000  # rows of one ticker range of a large frame (a whole-market day is ~2 M rows)
 
 
 @lru_cache(maxsize=64)
@@ -244,9 +244,7 @@ def enrich(
     # through the dozens of passes below (0.39 against 0.6-0.8 us a row for the day at once, measured), and
     # ranges run on every core at once (one range keeps ~1.4 of 2 busy: ewm and group steps are serial).
     # State rows go to the range their ticker falls in, so symbols without new bars pass through once.
-    tickers = bars["ticker"]
-    bounds = [tickers[i] for i in cuts]
-
+    bounds = [bars["ticker"][i] for i in cuts]
     ranges = list(zip([0, *cuts], [*cuts, bars.height]))
 
     def one(k: int) -> tuple[pl.DataFrame, pl.DataFrame]:
