@@ -49,10 +49,10 @@ def read_source(root: Path, table: str, until: dt.date | None = None) -> pl.Data
     return pl.concat(frames)
 
 
-def backfill(src: Path, data_dir: Path, start: dt.date = START, end: dt.date = END, **kw: object):
+def backfill(src: Path, data_dir: Path, start: dt.date = START, end: dt.date = END, query: str = "", **kw: object):
     job = BackfillJob(source=str(src), start=start, end=end, data_dir=data_dir,
                       indicators=kw.pop("indicators", IndicatorSet.default()), **kw)  # type: ignore[arg-type]
-    store = open_store(f"duckdb:///{data_dir / 'colfill.duckdb'}")
+    store = open_store(f"duckdb:///{data_dir / 'colfill.duckdb'}{query}")
     try:
         return run(job, store)
     finally:

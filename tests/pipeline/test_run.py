@@ -50,6 +50,33 @@ def test_rerun_is_idempotent_and_skips_finished_files(source: Path, tmp_path: Pa
     assert stored(tmp_path, "bars_1m").equals(before)
 
 
+def primary_keys(data_dir: Path) -> dict[str, list[str]]:
+    con = duckdb.connect(str(data_dir / "colfill.duckdb"), read_only=True)
+    try:
+        rows = con.sql("SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+                       "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE 'bars_%'").fetchall()
+    finally:
+        con.close()
+    return {t: list(c) for t, c in rows}
+
+
+def test_index_all_declares_the_minute_key_and_loads_the_same_rows(source: Path, tmp_path: Path) -> None:
+    """By default only bars_1d declares (ticker, ts); `?index=all` declares it on bars_1m too. A backfill, and
+    its reload of a replaced file (delete and insert of the same keys in one transaction), give the same rows
+    either way."""
+    plain, keyed = tmp_path / "plain", tmp_path / "keyed"
+    backfill(source, plain)
+    backfill(source, keyed, query="?index=all")
+    assert primary_keys(plain) == {"bars_1d": ["ticker", "ts"]}
+    assert primary_keys(keyed) == {"bars_1d": ["ticker", "ts"], "bars_1m": ["ticker", "ts"]}
+    rewrite(files(source, "bars_1m")[-1], lambda f: f.with_columns(pl.col("volume") + 1))
+    backfill(source, plain)
+    reload = backfill(source, keyed, query="?index=all")
+    assert reload.ok and next(t for t in reload.tables if t.table == "bars_1m").loaded_days >= 1
+    for table in ("bars_1d", "bars_1m"):
+        assert stored(keyed, table).equals(stored(plain, table))
+
+
 def test_two_runs_equal_one_run(source: Path, tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     backfill(source, one)
