@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import measure, record, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
+from bench import stage_end_to_end  # noqa: E402  (the same DuckDB end to end as bench.py's)
 
 TICKERS, MINUTES = 2_000, 390
 DAYS = (dt.date(2024, 3, 7), dt.date(2024, 3, 8))
@@ -261,26 +262,6 @@ def stage_end_to_end_postgres(url: str, root: Path) -> int:
     return table.loaded_rows
 
 
-def stage_end_to_end_duckdb(root: Path) -> int:
-    import shutil
-
-    from colfill.indicators.spec import IndicatorSet
-    from colfill.pipeline import BackfillJob, run
-    from colfill.stores import open_store
-
-    data = Path(tempfile.mkdtemp())
-    job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
-                      tables=("bars_1m",), indicators=IndicatorSet.default())
-    store = open_store(f"duckdb:///{data / 'colfill.duckdb'}")
-    t0 = time.perf_counter()
-    result = run(job, store)
-    elapsed = time.perf_counter() - t0
-    store.close()
-    shutil.rmtree(data)
-    _report_inner(result.tables[0].rows_out, elapsed)
-    return result.tables[0].rows_out
-
-
 def _sample_root() -> Path | None:
     """bench.py's sample flat files (generated there on first use)."""
     try:
@@ -320,7 +301,7 @@ def main() -> None:
     e2e: dict[str, dict[str, float]] = {}
     if root is not None:
         e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
-        e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end_duckdb, root)
+        e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root)
     record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
     show("PostgreSQL stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
     show("PostgreSQL baselines (same run, same rows)",

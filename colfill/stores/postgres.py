@@ -1121,12 +1121,13 @@ class PostgresStore:
                     f"SELECT EXISTS (SELECT 1 FROM {self._rel(MANIFEST)} WHERE table_name = %s::text "
                     "AND date = %s::date)", [table, batch.date.isoformat()])[0][0]
                 path = "replace" if seen else "insert"
-            part = self._day_partition(s, batch) if table in self._partitioned else None
-            if part is not None and path != "merge" and (not part[1] or batch.tickers is None):
-                self._swap_day(s, batch, data, part[0], replacing=part[1])
+            by_day = table in self._partitioned
+            part, exists = self._day_partition(s, batch) if by_day else ("", False)
+            if by_day and path != "merge" and (not exists or batch.tickers is None):
+                self._swap_day(s, batch, data, part, replacing=exists)
             else:
-                if part is not None and not part[1]:
-                    s.execute(f"CREATE TABLE {self._rel(part[0])} PARTITION OF {rel} FOR VALUES FROM "
+                if by_day and not exists:
+                    s.execute(f"CREATE TABLE {self._rel(part)} PARTITION OF {rel} FOR VALUES FROM "
                               f"{self._day_range(batch.date)}")
                 if path == "replace":
                     s.execute(f"DELETE FROM {rel} AS t WHERE {self._partition_filter(batch)}", params)
