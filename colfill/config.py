@@ -7,6 +7,7 @@ Precedence is: command-line flag, then `COLFILL_*` variable, then the ecosystem'
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 DEFAULT_S3_ENDPOINT = "https://files.massive.com"
@@ -77,3 +78,18 @@ class S3Settings:
         else:
             opts["anon"] = True
         return opts
+
+
+SECRET_VARIABLES = ("COLFILL_S3_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "POLYGON_API_KEY",
+                    "MASSIVE_API_KEY", "COLFILL_API_KEY", "PGPASSWORD")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+
+
+def scrub_secrets(text: str) -> str:
+    """`text` with URL passwords and the values of the secret variables that are set replaced by ***."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    for name in SECRET_VARIABLES:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text

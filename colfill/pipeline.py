@@ -27,13 +27,16 @@ from typing import Protocol
 
 import polars as pl
 
-from colfill.errors import ColfillError, InvalidArgument, StoreError
+from colfill import universe
+from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
-from colfill.sources.flatfiles import TIMEFRAMES, FlatFiles, ParsedFile, SourceObject
+from colfill.interrupt import Stop
+from colfill.sources.flatfiles import DATASETS, TIMEFRAMES, FlatFiles, ParsedFile, SourceObject
 from colfill.stage.lake import Lake, ManifestEntry, chain
 from colfill.stores import LoadBatch, Store
+from colfill.universe import Selection
 
 TABLES = ("bars_1d", "bars_1m")
 
@@ -53,6 +56,7 @@ class BackfillJob:
     indicators: IndicatorSet = field(default_factory=IndicatorSet.default)
     prefix: str = "us_stocks_sip"
     store_url: str | None = None
+    rerank: bool = False  # --limit: rank again at `end` instead of keeping the recorded choice
 
     def __post_init__(self) -> None:
         if self.start > self.end:
@@ -81,7 +85,10 @@ class TableResult:
     loaded_days: int = 0
     loaded_rows: int = 0
     seconds: float = 0.0
+    todo: int = 0  # days this run set out to stage
+    done: int = 0  # of those, days staged (or failed) and, when staged, loaded
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the store did at the end (compression, aggregates)
 
 
 @dataclass
@@ -89,17 +96,27 @@ class RunResult:
     tables: list[TableResult]
     store: str
     lake: Path
+    stopped: Stop | None = None  # set when a stop was requested (SIGINT/SIGTERM): the run ended early
+    selection: Selection | None = None  # --limit's tickers
 
     @property
     def ok(self) -> bool:
-        return all(not t.errors and not t.rejected for t in self.tables)
+        return not self.interrupted and all(not t.errors and not t.rejected for t in self.tables)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped is not None and self.stopped.is_set()
+
+    def progress(self) -> tuple[int, int]:
+        """(days done, days planned) over the tables this run reached."""
+        return sum(t.done for t in self.tables), sum(t.todo for t in self.tables)
 
 
 class Reporter(Protocol):
     """Progress sink; stages call it, only the CLI passes a visible one."""
 
     def start(self, table: str, days: int) -> None: ...
-    def advance(self, table: str, rows: int) -> None: ...
+    def advance(self, table: str, rows: int, detail: str = "") -> None: ...
     def note(self, message: str) -> None: ...
 
 
@@ -107,7 +124,7 @@ class NullReporter:
     def start(self, table: str, days: int) -> None:
         pass
 
-    def advance(self, table: str, rows: int) -> None:
+    def advance(self, table: str, rows: int, detail: str = "") -> None:
         pass
 
     def note(self, message: str) -> None:
@@ -165,20 +182,44 @@ def run(
     store: Store,
     source: FlatFiles | None = None,
     reporter: Reporter | None = None,
+    stop: Stop | None = None,
 ) -> RunResult:
-    """Stage and load every table of the job; errors of single files are collected, not raised."""
+    """Stage and load every table of the job; errors of single files are collected, not raised.
+
+    `stop` (set by a signal handler, see `colfill.interrupt`) ends the run early and cleanly: the days in
+    flight finish and commit, no new day starts, and the result says how far it got. Raises `NoData` when
+    no table has a file in the job's range.
+    """
     reporter = reporter or NullReporter()
+    stop = stop or Stop()
     source = source or FlatFiles(job.source, prefix=job.prefix)
     lake = Lake(job.data_dir / "lake")
-    tickers = job.tickers
-    results = []
+    results: list[TableResult] = []
+    selection = None
     with _exclusive(job.data_dir):
+        listings = {table: source.list(table, job.start, job.end) for table in job.tables}
+        if not any(listings.values()):
+            raise NoData(_no_files(source, job))
+        tickers = job.tickers
+        if tickers is None and job.limit is not None:
+            selection, ranked = universe.choose(source, job.data_dir, job.end, job.limit, job.rerank)
+            reporter.note(selection.describe() + ("" if ranked else " (recorded; --rerank ranks again)"))
+            tickers = tuple(sorted(selection.tickers))
         for table in job.tables:
-            listed = source.list(table, job.start, job.end)
-            if tickers is None and job.limit is not None and listed:
-                tickers = _first_tickers(source, listed[0], job.limit)
-            results.append(_run_table(job, table, listed, tickers, source, lake, store, reporter))
-    return RunResult(results, store.describe(), lake.root)
+            if stop.is_set():
+                break
+            results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop))
+    return RunResult(results, store.describe(), lake.root, stopped=stop if stop.is_set() else None,
+                     selection=selection)
+
+
+def _no_files(source: FlatFiles, job: BackfillJob) -> str:
+    held = []
+    for table in job.tables:
+        span = source.span(table)
+        held.append(f"{DATASETS[table]} holds {span[0]}..{span[1]}" if span else f"{DATASETS[table]} has no files")
+    return (f"no flat files in {source.describe()} between {job.start} and {job.end}: {'; '.join(held)}. "
+            "Hint: pass --start/--end (or --years with --end) within those dates.")
 
 
 @contextlib.contextmanager
@@ -189,19 +230,13 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(
+            raise StoreUnreachable(
                 f"another colfill run is using {data_dir}. Hint: wait for it to finish, or use another --data-dir."
             ) from None
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _first_tickers(source: FlatFiles, obj: SourceObject, limit: int) -> tuple[str, ...]:
-    """--limit N: the first N tickers (sorted) of the earliest file, fixed for the whole run."""
-    parsed = source.read(obj)
-    return tuple(parsed.bars["ticker"].unique().sort().head(limit).to_list())
 
 
 def _run_table(
@@ -213,6 +248,7 @@ def _run_table(
     lake: Lake,
     store: Store,
     reporter: Reporter,
+    stop: Stop,
 ) -> TableResult:
     t0 = time.perf_counter()
     res = TableResult(table, files=len(listed))
@@ -220,6 +256,7 @@ def _run_table(
     timeframe = TIMEFRAMES[table]
     days, start, state = _plan(lake, table, lineage, listed)
     todo = days[start:]
+    res.todo = len(todo)
     res.skipped = len(listed) - sum(1 for d in todo if job.start <= d.date <= job.end)
     reporter.start(table, len(todo))
     if state is not None:
@@ -249,6 +286,9 @@ def _run_table(
         reads = _prefetch(readers, source, todo, tickers)
         writes: list[Future[None]] = []
         for day, fut in reads:
+            if stop.is_set():
+                readers.shutdown(wait=False, cancel_futures=True)
+                break
             try:
                 parsed = fut.result()
                 error = None
@@ -275,7 +315,7 @@ def _run_table(
             while len(writes) > 2:
                 writes.pop(0).result()
             submit_load(day, bars)
-            reporter.advance(table, bars.height)
+            reporter.advance(table, bars.height, store.activity(table))
         for w in writes:
             w.result()
         # Days staged earlier that the store does not hold with the same fingerprint (a crash, an outage).
@@ -283,12 +323,14 @@ def _run_table(
         staged_now = {d.date for d in todo}
         for day in days:
             e = manifest.get(day.date)
-            if (e is None or e.status != "done" or day.date in staged_now
+            if (stop.is_set() or e is None or e.status != "done" or day.date in staged_now
                     or loaded.get(day.date) == day.fingerprint or e.fingerprint != day.fingerprint):
                 continue
             submit_load(day, pl.read_parquet(lake.partition(table, day.date, lineage)))
         for item in in_flight:
             _collect(*item)
+    res.notes += store.finish(table)
+    res.done = res.staged + res.failed  # every staged day's load was collected above, even after a stop
     lake.prune_states(table, lineage, keep=set())
     res.seconds = time.perf_counter() - t0
     return res

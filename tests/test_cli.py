@@ -44,15 +44,6 @@ def test_bad_arguments_name_the_argument(tmp_path: Path) -> None:
     assert "sma:x" in str(res.exception)
 
 
-def test_error_boundary_prints_short_message(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "colfill", "run", "--source", str(tmp_path / "nowhere"), "--years", "1",
-         "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
-    assert "no day_aggs_v1 folder" in proc.stderr
-
-
 def test_sample_then_run_then_sql_formats(tmp_path: Path) -> None:
     src, data = tmp_path / "src", tmp_path / "data"
     res = runner.invoke(app, ["sample", "--out", str(src), "--start", "2024-01-02", "--end", "2024-01-10",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from colfill.pipeline import RunResult
+if TYPE_CHECKING:
+    from colfill.pipeline import RunResult
 
 
 def console(stderr: bool = False) -> Console:
@@ -36,6 +38,7 @@ class RichReporter:
             TextColumn("{task.fields[rows]:>12,} rows"),
             TextColumn("{task.fields[rate]:>8.0f} rows/s"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}"),
             console=console,
             transient=False,
         )
@@ -49,15 +52,15 @@ class RichReporter:
         self.progress.stop()
 
     def start(self, table: str, days: int) -> None:
-        task = self.progress.add_task(table, total=days, table=table, rows=0, rate=0.0)
+        task = self.progress.add_task(table, total=days, table=table, rows=0, rate=0.0, detail="")
         self.tasks[table] = (task, time.perf_counter(), 0)
 
-    def advance(self, table: str, rows: int) -> None:
+    def advance(self, table: str, rows: int, detail: str = "") -> None:
         task, t0, total = self.tasks[table]
         total += rows
         self.tasks[table] = (task, t0, total)
         rate = total / max(time.perf_counter() - t0, 1e-9)
-        self.progress.update(task, advance=1, rows=total, rate=rate)
+        self.progress.update(task, advance=1, rows=total, rate=rate, detail=detail)
 
     def note(self, message: str) -> None:
         self.progress.console.print(message, highlight=False)
@@ -73,6 +76,8 @@ def summary(console: Console, result: RunResult, seconds: float) -> None:
                       f"{t.rejected:,}", f"{t.loaded_rows:,}", f"{rate:,.0f}")
     console.print(table)
     console.print(f"lake: {result.lake}   time: {seconds:.1f} s", highlight=False)
+    for line in (n for t in result.tables for n in t.notes):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     problems = [e for t in result.tables for e in t.errors]
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s):[/]")

@@ -9,26 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from colfill.cli.options import DEFAULT_DATA_DIR, DataDir, DbOpt
 from colfill.config import env
 
 if TYPE_CHECKING:
     from colfill.pipeline import BackfillJob, RunResult
 
-DEFAULT_DATA_DIR = "colfill-data"
 DEMO_START = dt.date(2024, 1, 2)
 DEMO_END = dt.date(2024, 3, 28)
-
-DataDir = Annotated[
-    Path,
-    typer.Option("--data-dir", envvar="COLFILL_DATA_DIR",
-                 help="Where the Parquet lake and the embedded DuckDB file live."),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", "--store", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
-                 help="Destination: a DuckDB file path or duckdb:///path, or postgresql://user@host/db "
-                 "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
-]
 
 
 def _dates(start: str | None, end: str | None, years: int | None) -> tuple[dt.date, dt.date]:
@@ -54,8 +42,15 @@ def run(
     tickers: Annotated[str | None, typer.Option(help="Comma-separated tickers, e.g. AAPL,TSLA. Default: all.")]
     = None,
     all_tickers: Annotated[bool, typer.Option("--all", help="Every ticker in the files (the default).")] = False,
-    limit: Annotated[int | None, typer.Option(help="Only the first N tickers (sorted) of the earliest file.")]
-    = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Only the N most traded tickers: highest median daily dollar volume (close x volume) over "
+                     "the last 20 day files up to --end. The choice is recorded in <data-dir>/selections/, so reruns "
+                     "and runs with a later --end keep the same tickers; --rerank ranks again."),
+    ] = None,
+    rerank: Annotated[bool, typer.Option("--rerank", help="With --limit: rank the tickers again at --end instead "
+                                         "of keeping the recorded choice (a new ticker set starts its own "
+                                         "indicator chain).")] = False,
     years: Annotated[int | None, typer.Option(help="How many years back from --end (default 1).")] = None,
     start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD (instead of --years).")] = None,
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
@@ -84,11 +79,19 @@ def run(
     ] = None,
     create_db: Annotated[bool, typer.Option("--create-db", help="PostgreSQL: create the database if missing.")]
     = False,
+    compress: Annotated[
+        bool,
+        typer.Option("--compress/--no-compress",
+                     help="TimescaleDB: compress each day's chunks as soon as they are loaded and older than the "
+                     "policy's compress_after, so a backfill's disk stays near its compressed size; --no-compress "
+                     "leaves them to the compression policy."),
+    ] = True,
 ) -> None:
     """Backfill bars from flat files: validate, compute indicators, stage Parquet, load the store.
 
     Resumable: a rerun skips days already staged and loaded, reprocesses a day whose file changed (and the
-    days after it, whose indicators depend on it), and loads what the store is missing.
+    days after it, whose indicators depend on it), and loads what the store is missing. Ctrl-C or SIGTERM
+    stops cleanly after the days in flight (exit 130 or 143); run again to continue. Exit codes: colfill --help.
     """
     from colfill.errors import InvalidArgument
     from colfill.indicators.spec import IndicatorSet
@@ -104,33 +107,47 @@ def run(
     job = BackfillJob(
         source=source or env("COLFILL_SOURCE", default="s3://flatfiles") or "s3://flatfiles",
         start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
-        indicators=IndicatorSet.parse(indicators), prefix=prefix, store_url=db,
+        indicators=IndicatorSet.parse(indicators), prefix=prefix, store_url=db, rerank=rerank,
     )
-    result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db)
-    if not result.ok:
-        raise typer.Exit(1)
+    if rerank and limit is None:
+        raise InvalidArgument("--rerank re-ranks the tickers of --limit N; give --limit too")
+    result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
+    raise typer.Exit(exit_code(result))
 
 
-def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = None, create_db: bool = False
-            ) -> RunResult:
+def exit_code(result: RunResult) -> int:
+    """The documented code of a finished run (colfill.errors.EXIT_CODES)."""
+    from colfill import errors
+
+    if result.stopped is not None:
+        return result.stopped.exit_code
+    return errors.OK if result.ok else errors.PARTIAL
+
+
+def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = None, create_db: bool = False,
+            compress: bool = True) -> RunResult:
     """Run a job with a Rich progress display and print the summary; returns the RunResult."""
-    from colfill import pipeline
+    from colfill import interrupt, pipeline
     from colfill.cli.output import RichReporter, console, summary
     from colfill.stores import open_store, resolve_url
 
     err = console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
-    store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db)
+    store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     err.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {store.describe()}", highlight=False)
     for notice in getattr(store, "notices", ()):
         err.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
+    stop = interrupt.Stop()
     try:
-        with RichReporter(err) as reporter:
-            result = pipeline.run(job, store, reporter=reporter)
+        with RichReporter(err) as reporter, interrupt.graceful(stop, reporter.note):
+            result = pipeline.run(job, store, reporter=reporter, stop=stop)
     finally:
         store.close()
     summary(err, result, time.perf_counter() - t0)
+    if result.interrupted:
+        done, todo = result.progress()
+        err.print(f"interrupted after {done} of {todo} days; run again to continue", highlight=False)
     return result
 
 
@@ -154,7 +171,9 @@ def demo(
         console.print(f"  {info.files} files, {info.rows:,} rows")
     job = BackfillJob(source=str(src), start=DEMO_START, end=DEMO_END, data_dir=data_dir,
                       indicators=IndicatorSet.default())
-    execute(job)
+    result = execute(job)
+    if not result.ok:
+        raise typer.Exit(exit_code(result))
     query = (
         "SELECT ticker, ts::DATE AS date, close, round(sma_20, 2) AS sma_20, round(rsi_14, 1) AS rsi_14, "
         "round(macd_hist, 3) AS macd_hist, round(vwap, 2) AS vwap FROM bars_1d "

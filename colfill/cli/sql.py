@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from colfill.cli.run import DEFAULT_DATA_DIR, DataDir
+from colfill.cli.options import DEFAULT_DATA_DIR, DataDir
 
 
 def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-def]

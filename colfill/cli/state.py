@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from colfill.cli.run import DEFAULT_DATA_DIR, DataDir
+from colfill.cli.options import DEFAULT_DATA_DIR, DataDir
 
 app = typer.Typer(
     name="state",
@@ -46,20 +46,20 @@ def export(
     over the whole history, read in slices so memory stays bounded)."""
     from colfill.cli.output import console as make_console
     from colfill.indicators.spec import IndicatorSet
-    from colfill.live import handoff
+    from colfill.live import stored_state
     from colfill.stores import redact_url, resolve_url
 
     console = make_console(stderr=True)
     ind = IndicatorSet.parse(indicators)
-    timeframe = handoff.timeframe_of(table)
+    timeframe = stored_state.timeframe_of(table)
     url = resolve_url(store, data_dir)
-    db = handoff.open_existing(url)
+    db = stored_state.open_existing(url)
     try:
-        saved = None if recompute else handoff.saved_state(db, table, ind)
-        others = {} if saved is not None or recompute else handoff.saved_sets(db, timeframe)
+        saved = None if recompute else stored_state.saved_state(db, table, ind)
+        others = {} if saved is not None or recompute else stored_state.saved_sets(db, timeframe)
         if saved is None:
             with console.status(f"computing the state of {table} from {redact_url(url)}"):
-                state = handoff.compute_state(db, table, ind)
+                state = stored_state.compute_state(db, table, ind)
         else:
             state = saved
     finally:

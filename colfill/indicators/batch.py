@@ -17,19 +17,15 @@ order, which costs a fraction of the equivalent `over()` windows. VWAP sessions 
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
+from colfill.calendar import session_dates
 from colfill.indicators import state as st
 from colfill.indicators.spec import EMA, MACD, RSI, SMA, VWAP, BBands, Indicator, IndicatorSet
-
-NEW_YORK = "America/New_York"
 
 _CTX = "__ctx"  # context row (from state) rather than a new bar
 _LAST_CTX = "__last_ctx"  # the last context row: carries the recursive state values
@@ -38,54 +34,6 @@ _IDX = "__idx"  # index of the bar in the symbol's whole history
 _DIFF = "__diff"  # close - previous close of the same symbol
 _SYM = "__sym"  # symbol number in (ticker, ts) order: a sorted key, much cheaper to window over than ticker
 CHUNK_ROWS = 250_000  # rows of one ticker range of a large frame (a whole-market day is ~2 M rows)
-
-
-@lru_cache(maxsize=64)
-def _transitions(year: int) -> tuple[tuple[int, int], ...]:
-    """(UTC epoch µs, UTC offset µs) at the start of `year` and at each New York offset change in it."""
-    tz = ZoneInfo(NEW_YORK)
-    utc = dt.timezone.utc
-
-    def offset(t: dt.datetime) -> int:
-        off = t.astimezone(tz).utcoffset()
-        assert off is not None
-        return int(off.total_seconds() * 1_000_000)
-
-    def us(t: dt.datetime) -> int:
-        return int(t.timestamp() * 1_000_000)
-
-    start = dt.datetime(year, 1, 1, tzinfo=utc)
-    out = [(us(start), offset(start))]
-    hours = [start + dt.timedelta(hours=h) for h in range(0, 366 * 24, 24 * 7)]
-    for a, b in zip(hours, hours[1:]):
-        if offset(a) != offset(b):
-            lo, hi = a, b  # offsets change on the hour: bisect hours
-            while hi - lo > dt.timedelta(hours=1):
-                mid = lo + dt.timedelta(hours=((hi - lo) // dt.timedelta(hours=1)) // 2)
-                lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
-            out.append((us(hi), offset(hi)))
-    return tuple(out)
-
-
-def session_dates(ts: pl.Series) -> pl.Series:
-    """New York trading date of each UTC timestamp (the VWAP session), DST-aware, without per-row tz work."""
-    micros = ts.dt.cast_time_unit("us").dt.replace_time_zone(None).to_physical()
-    valid = micros.drop_nulls()
-    if valid.is_empty():
-        return pl.Series(ts.name, [None] * len(ts), dtype=pl.Date)
-    lo, hi = int(valid.min()), int(valid.max())  # type: ignore[arg-type]
-    years = range(dt.datetime.fromtimestamp(lo / 1e6, dt.timezone.utc).year - 1,
-                  dt.datetime.fromtimestamp(hi / 1e6, dt.timezone.utc).year + 2)
-    table = np.array([t for y in years for t in _transitions(y)], dtype=np.int64)
-    values = micros.fill_null(0).to_numpy()
-    offsets = table[np.searchsorted(table[:, 0], values, side="right") - 1, 1]
-    days = np.floor_divide(values + offsets, 86_400_000_000).astype(np.int32)
-    return pl.Series(ts.name, days).cast(pl.Date).scatter(micros.is_null().arg_true(), None)
-
-
-def session_date(ts: pl.Expr) -> pl.Expr:
-    """Expression form of `session_dates`."""
-    return ts.map_batches(session_dates, return_dtype=pl.Date)
 
 
 def _masked_rolling_mean(x: pl.Expr, n: int) -> pl.Expr:

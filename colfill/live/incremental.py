@@ -38,11 +38,10 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
-from zoneinfo import ZoneInfo
 
+from colfill.calendar import session_of_ms
 from colfill.errors import InvalidArgument, SchemaMismatch
 from colfill.indicators.spec import EMA, MACD, RSI, SMA, VWAP, BBands, Indicator, IndicatorSet
 
@@ -52,26 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("colfill.live")
 
-NEW_YORK = ZoneInfo("America/New_York")
-UTC = dt.timezone.utc
 DRIFT_GUARD = float(2**19)  # recompute a window sum once its error bound u*mag could exceed 2^-34 of it
 _NONE = object()
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()  # state tables hold dates; the engine, ordinals
-
-
-@lru_cache(maxsize=4096)
-def _session_bounds(day: dt.date) -> tuple[int, int]:
-    """[New York midnight of `day`, the next one) in epoch ms."""
-    start = dt.datetime.combine(day, dt.time(), NEW_YORK).astimezone(UTC)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), NEW_YORK).astimezone(UTC)
-    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-
-
-def _session_of(t_ms: int) -> tuple[int, int, int]:
-    """(start ms, end ms, date ordinal) of the New York trading date of `t_ms`."""
-    day = dt.datetime.fromtimestamp(t_ms / 1000, NEW_YORK).date()
-    start, end = _session_bounds(day)
-    return start, end, day.toordinal()
 
 
 class _Sym:
@@ -264,7 +246,7 @@ class _Plan:
                     volume: float, t: int, out: dict[str, Any]) -> None:
                 start, end, day = s.sess
                 if not start <= t < end:
-                    start, end, day = s.sess = _session_of(t)
+                    start, end, day = s.sess = session_of_ms(t)
                 if v[k] != day:
                     v[k], v[k + 1], v[k + 2] = day, 0.0, 0.0
                 v[k + 1] += (high + low + x) / 3.0 * volume
@@ -612,7 +594,7 @@ class IncrementalIndicatorProcessor:
         """An engine that continues from a store's backfill: the saved state of `colfill state import` for
         this table's timeframe and indicator set when there is one, else the state computed from the stored
         bars (exact: the batch engine over the whole history, read in slices)."""
-        from colfill.live.handoff import load_state, timeframe_of
+        from colfill.live.stored_state import load_state, timeframe_of
 
         proc = cls(indicators, timeframe=timeframe_of(table))
         proc.import_state(load_state(url, table, proc.indicators))

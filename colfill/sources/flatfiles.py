@@ -24,8 +24,9 @@ from typing import Any
 import fsspec
 import polars as pl
 
+from colfill.calendar import session_dates
 from colfill.config import S3Settings
-from colfill.errors import InvalidArgument, SourceError, TransientError
+from colfill.errors import InvalidArgument, SourceError, SourceUnreachable, TransientError
 
 DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}
 TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
@@ -107,11 +108,11 @@ class FlatFiles:
                 continue
             except PermissionError as exc:
                 where = f"{self.root}/{self.prefix}/{dataset}/{year}/"
-                raise SourceError(f"listing {where} was refused (403). {S3_403_HINT}") from exc
+                raise SourceUnreachable(f"listing {where} was refused (403). {S3_403_HINT}") from exc
             except Exception as exc:  # botocore/aiohttp errors carry no stable type across versions
                 raise _classify(exc, f"{self.root}/{self.prefix}/{dataset}/{year}/") from exc
         if not found and not self._exists(base):
-            raise SourceError(
+            raise InvalidArgument(
                 f"no {dataset} folder at {self.root}/{self.prefix}/{dataset}/. Hint: --source must be the root that "
                 f"holds {self.prefix}/ (e.g. s3://flatfiles or a local folder made by `colfill sample`)."
             )
@@ -126,11 +127,24 @@ class FlatFiles:
                 out.append(SourceObject(key=key, date=day, etag=_etag(info), size=int(info.get("size") or 0)))
         return sorted(out, key=lambda o: o.date)
 
+    def span(self, table: str) -> tuple[dt.date, dt.date] | None:
+        """The first and last date of `table`'s day files (None when there are none); lists two years at most."""
+        base = self._path(f"{self.prefix}/{DATASETS[table]}")
+        try:
+            years = sorted(int(p.rstrip("/").rsplit("/", 1)[-1]) for p in self.fs.ls(base, detail=False)
+                           if p.rstrip("/").rsplit("/", 1)[-1].isdigit())
+        except FileNotFoundError:
+            return None
+        dates: list[dt.date] = []
+        for year in (years[:1] + years[-1:]) if years else []:
+            dates += [o.date for o in self.list(table, dt.date(year, 1, 1), dt.date(year, 12, 31))]
+        return (min(dates), max(dates)) if dates else None
+
     def _exists(self, path: str) -> bool:
         try:
             return bool(self.fs.exists(path))
         except PermissionError as exc:
-            raise SourceError(f"access to {self.root} was refused (403). {S3_403_HINT}") from exc
+            raise SourceUnreachable(f"access to {self.root} was refused (403). {S3_403_HINT}") from exc
         except Exception as exc:
             raise _classify(exc, self.root) from exc
 
@@ -163,9 +177,9 @@ def _etag(info: dict[str, Any]) -> str:
 def _classify(exc: Exception, where: str) -> Exception:
     text = str(exc)
     if "403" in text or "AccessDenied" in text or "Forbidden" in text:
-        return SourceError(f"access to {where} was refused (403). {S3_403_HINT}")
+        return SourceUnreachable(f"access to {where} was refused (403). {S3_403_HINT}")
     if "NoSuchBucket" in text:
-        return SourceError(f"{where}: no such bucket. Hint: the Massive bucket is `flatfiles` (s3://flatfiles).")
+        return SourceUnreachable(f"{where}: no such bucket. Hint: the Massive bucket is `flatfiles` (s3://flatfiles).")
     if any(s in text for s in ("SlowDown", "503", "500", "Timeout", "timed out", "Connection", "connect")):
         return TransientError(f"{where}: {type(exc).__name__}: {text[:200]}. Hint: a transient S3 error; run again.")
     return SourceError(f"{where}: {type(exc).__name__}: {text[:300]}")
@@ -296,8 +310,6 @@ def _duplicates(frame: pl.DataFrame) -> pl.Expr:
 
 def _validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split parsed rows into sane bars and rejects; reasons are formatted for the rejected rows only."""
-    from colfill.indicators.batch import session_dates
-
     ts = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us")
     frame = frame.with_columns(ts.alias("ts"), _duplicates(frame).alias("__dup"))
     if date is not None:

@@ -12,23 +12,16 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+
+from colfill.calendar import NEW_YORK, day_bounds
 
 BAR_TABLES = ("bars_1m", "bars_1d")
 # Indicator state rows for the live engine's hand-off: the columns of `colfill.indicators.state` plus
 # `indicators` (the IndicatorSet token the row was computed for) and `saved_at`; key (ticker, timeframe).
 STATE_TABLE = "indicator_state"
-NEW_YORK = ZoneInfo("America/New_York")
-
-
-def day_bounds(date: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """[00:00, next 00:00) New York of `date`, in UTC: holds the day's minute bars (04:00-20:00 New York)
-    and its day bar (stamped 00:00 New York), so a store replaces a day by this range."""
-    start = dt.datetime.combine(date, dt.time(), NEW_YORK)
-    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK)
-    return start.astimezone(dt.timezone.utc), end.astimezone(dt.timezone.utc)
+__all__ = ["BAR_TABLES", "NEW_YORK", "STATE_TABLE", "LoadBatch", "Store", "day_bounds"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +79,15 @@ class Store(Protocol):
     def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
         """Upsert `rows` (all of `timeframe`) into `indicator_state` by (ticker, timeframe) in one transaction,
         creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows."""
+        ...
+
+    def activity(self, table: str) -> str:
+        """Work beyond loading rows so far (e.g. chunks compressed), for the progress display; "" for none."""
+        ...
+
+    def finish(self, table: str) -> list[str]:
+        """Called once after the last load of `table` in a run (e.g. compress what is left, refresh aggregates);
+        lines for the run's summary."""
         ...
 
     def close(self) -> None: ...

@@ -233,5 +233,11 @@ class DuckDBStore:
                 raise StoreError(f"saving the indicator state into {self.path} failed: {exc}") from exc
         return rows.num_rows
 
+    def activity(self, table: str) -> str:
+        return ""
+
+    def finish(self, table: str) -> list[str]:
+        return []
+
     def close(self) -> None:
         self.con.close()

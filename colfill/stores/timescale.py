@@ -12,7 +12,16 @@ Choices, and why:
   300-500 MB with its key: the chunk being loaded and the few recent ones stay in memory, a reload
   of a day touches one chunk, and one ticker-day (at most 960 extended-hours bars) fills about one
   1,000-row compressed batch. Chunks are aligned on UTC midnight, so in winter (EST) a day's last
-  post-market hour (19:00-20:00 New York) lands in the next UTC day's chunk; nothing depends on it.
+  post-market hour (19:00-20:00 New York) lands in the next UTC day's chunk: after a Friday or a
+  holiday eve that hour is a small chunk of its own (TimescaleDB warns of its compression ratio).
+  They stay so: `by_range` has no origin (2.28 nor 2.29), and the one way to shift the cut to 05:00
+  UTC, a partitioning function (`ts - 5 hours`), costs more than it saves, measured on 2.28.3:
+  continuous aggregates refuse such hypertables ("custom partitioning functions not supported"), and
+  chunk exclusion at executor start-up (generic plans of prepared statements) stops working (0 of 5
+  chunks excluded against 5 of 5 with plain `by_range`). Plain chunks keep both (tests show the plans).
+- **Compression during a backfill.** A day's chunks are compressed by the load worker as soon as
+  loading has moved past them and they are older than the policy's `compress_after`, so a
+  backfill's disk stays near its compressed size instead of waiting hours for the policy.
   `bars_1d`: 365 days. A year of day bars for the whole market (~12 k tickers x 252 days, ~3 M rows)
   is about one minute chunk's size, and gives each ticker one compressed batch of ~252 rows a year.
 - **Indexes.** `create_default_indexes => false`: the primary key (ticker, ts) already serves the
@@ -159,3 +168,47 @@ def stats_sql(schema: str, table: str, version: tuple[int, int], ext_schema: str
         "size": f"SELECT {ext}.hypertable_size({rel})::bigint",
         "rows": f"SELECT {ext}.approximate_row_count({rel})::bigint",
     }
+
+
+def compress_after_sql(schema: str, table: str) -> str:
+    """Seconds of the hypertable's compression policy `compress_after` (no row: no policy)."""
+    return (
+        "SELECT extract(epoch FROM (config->>'compress_after')::interval)::float8 FROM timescaledb_information.jobs "
+        f"WHERE hypertable_schema = {quote_literal(schema)} AND hypertable_name = {quote_literal(table)} "
+        "AND proc_name IN ('policy_compression', 'policy_columnstore') LIMIT 1"
+    )
+
+
+def overlapping_chunks_sql(schema: str, table: str) -> str:
+    """Chunks of a hypertable overlapping [%s, %s): schema-qualified name, end of range (epoch s), compressed."""
+    return (
+        "SELECT quote_ident(chunk_schema) || '.' || quote_ident(chunk_name), extract(epoch FROM range_end)::float8, "
+        "is_compressed "
+        f"FROM timescaledb_information.chunks WHERE hypertable_schema = {quote_literal(schema)} "
+        f"AND hypertable_name = {quote_literal(table)} AND range_start < %s::timestamptz "
+        "AND range_end > %s::timestamptz ORDER BY range_start"
+    )
+
+
+def compress_chunk_sql(ext_schema: str = "public") -> str:
+    """Compress one chunk (%s: its regclass). The same function on 2.13-2.29+; on a partially compressed chunk
+    (rows added or deleted since) it recompresses, and a fully compressed one is left as it is."""
+    return f"SELECT {quote_ident(ext_schema)}.compress_chunk(%s::regclass, true)"
+
+
+def chunk_sizes_sql(schema: str, table: str, version: tuple[int, int], ext_schema: str = "public") -> str:
+    """Bytes before and after compression of the chunks named in %s (an array of `schema.name` texts)."""
+    fn = "chunk_columnstore_stats" if version >= COLUMNSTORE_VERSION else "chunk_compression_stats"
+    rel = quote_literal(qualified(schema, table))
+    return (
+        "SELECT coalesce(sum(before_compression_total_bytes), 0)::bigint, "
+        "coalesce(sum(after_compression_total_bytes), 0)::bigint "
+        f"FROM {quote_ident(ext_schema)}.{fn}({rel}) "
+        "WHERE quote_ident(chunk_schema) || '.' || quote_ident(chunk_name) = ANY(%s::text[])"
+    )
+
+
+def refresh_cagg_sql(schema: str, ext_schema: str = "public") -> str:
+    """Materialize the daily aggregate over [%s, %s) (a procedure: run in autocommit)."""
+    view = quote_literal(qualified(schema, DAILY_CAGG))
+    return f"CALL {quote_ident(ext_schema)}.refresh_continuous_aggregate({view}, %s::timestamptz, %s::timestamptz)"

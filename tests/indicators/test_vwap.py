@@ -12,7 +12,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colfill.indicators.batch import enrich, session_dates
+from colfill.calendar import session_dates
+from colfill.indicators.batch import enrich
 from colfill.indicators.spec import VWAP, IndicatorSet
 
 UTC = dt.timezone.utc

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from colfill.cli import app
-from colfill.errors import SourceError
+from colfill.errors import InvalidArgument
 from colfill.sources.flatfiles import CSV_SCHEMA
 
 from .conftest import backfill, files, stored
@@ -83,7 +83,7 @@ def test_bad_file_fails_alone_and_loads_after_fix(source: Path, tmp_path: Path, 
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="no day_aggs_v1 folder"):
+    with pytest.raises(InvalidArgument, match="no day_aggs_v1 folder"):
         backfill(tmp_path / "nowhere", tmp_path, tables=("bars_1d",))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import s3fs
 
-from colfill.errors import SourceError
+from colfill.errors import InvalidArgument, SourceError
 from colfill.sources.flatfiles import FlatFiles
 
 from .conftest import END, START, backfill, files, stored
@@ -71,7 +71,7 @@ def test_backfill_from_s3_equals_local(s3_env: str, sample_root: Path, tmp_path:
 
 
 def test_missing_bucket(s3_env: str, tmp_path: Path) -> None:
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(InvalidArgument, match="s3://no-such-bucket-here/us_stocks_sip/day_aggs_v1/") as err:
         FlatFiles("s3://no-such-bucket-here").list("bars_1d", START, END)
     assert SECRET not in str(err.value)
 

@@ -1,0 +1,83 @@
+"""PostgresStore: the store, made of its parts in this package (load paths, status, state hand-off)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from colfill.errors import StoreError
+from colfill.stores import timescale as tsdb
+from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.postgres.compress import _Compressing
+from colfill.stores.postgres.load import _Loading
+from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, bars_schema
+from colfill.stores.postgres.state import _StateHandoff
+from colfill.stores.postgres.status import _Status
+
+
+@dataclass
+class InitReport:
+    """What `init()` did: the schema, the tables it made sure of, and notices for the user (one line each)."""
+
+    schema: str
+    tables: list[str]
+    hypertables: bool
+    timescale_version: str | None
+    notices: list[str] = field(default_factory=list)
+
+
+class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
+    """Store into PostgreSQL, with hypertables when TimescaleDB is there (see colfill.stores.postgres).
+
+    `timescale`: None uses hypertables when the extension exists in the database, True creates the
+    extension if needed (an error when the server lacks it), False never uses hypertables.
+    `create_db` creates a missing database. `compress` (TimescaleDB) compresses loaded chunks during the
+    run, see colfill.stores.postgres.compress. `strategy` is for tests and benchmarks: "auto" (insert new
+    days, replace loaded ones), or "replace"/"merge" to force a path.
+    """
+
+    name = "postgresql"
+    supports_upsert = True
+    supports_hypertables = True
+
+    def __init__(self, url: str, *, compress: bool = True, **options: object) -> None:
+        super().__init__(url, **options)  # type: ignore[arg-type]
+        self.compress = compress
+        self._compression_init()
+
+    def load(self, batch: LoadBatch) -> int:
+        """Apply one partition with its manifest row in one transaction (see _Loading), then compress the chunks
+        that loading has left behind (TimescaleDB)."""
+        self._begin_load(batch)
+        committed = False
+        try:
+            rows = super().load(batch)
+            committed = True
+        finally:
+            self._end_load(batch, committed)
+        return rows
+
+    def init(self, indicator_columns: Sequence[str] = (), *, daily_cagg: bool = False) -> InitReport:
+        """`colfill db init`: schema, bars tables (with these indicator columns), reference tables, manifest."""
+        bars = bars_schema(indicator_columns)
+        reference = [f"CREATE TABLE IF NOT EXISTS {self._rel(name)} {ddl}" for name, ddl in REFERENCE_DDL.items()]
+        self._ensure_tables(dict.fromkeys(BAR_TABLES, bars), reference)
+        tables = [*BAR_TABLES, *REFERENCE_DDL, MANIFEST]
+        if daily_cagg:
+            if not self.hypertables:
+                raise StoreError(f"--daily-cagg needs TimescaleDB, which is not in use for {self.target.display}. "
+                                 "Hint: pass --timescale (the server must have the extension).")
+            version, ext = self._ts
+            self._autocommit(tsdb.daily_cagg_sql(self.schema, version, ext), f"creating {tsdb.DAILY_CAGG}")
+            tables.append(tsdb.DAILY_CAGG)
+        return InitReport(self.schema, tables, self.hypertables, self.ts_version if self.hypertables else None,
+                          list(self.notices))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,237 @@
+"""Against a real TimescaleDB: hypertables, backfills that end compressed, reloads into compressed chunks,
+the daily aggregate filled, chunk exclusion on ts ranges.
+
+The server is COLFILL_TEST_TIMESCALE_URL, else COLFILL_TEST_PG_URL when TimescaleDB is loaded there. CI's
+PostgreSQL has no TimescaleDB (it is not packaged for these machines), so there these tests skip; a
+COLFILL_TEST_TIMESCALE_URL that is set but unreachable fails them under CI=true.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import duckdb
+import pytest
+
+from colfill.sample import generate
+from colfill.stores.postgres import PostgresStore
+from tests.conftest import need_service
+from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, plain_url, with_query
+from tests.postgres.test_timescale import timescale_loaded
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
+
+ENV = "COLFILL_TEST_TIMESCALE_URL"
+BIN = Path(sys.executable).with_name("colfill")
+START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 9)  # 28 trading days, all far older than compress_after
+
+
+@pytest.fixture(scope="module")
+def ts_server() -> str:
+    import psycopg
+
+    url = os.environ.get(ENV) or os.environ.get("COLFILL_TEST_PG_URL")
+    if not url:
+        pytest.skip(f"no PostgreSQL to look for TimescaleDB on ({ENV} is not set)")
+    try:
+        psycopg.connect(plain_url(url), connect_timeout=5).close()
+    except Exception as exc:
+        if os.environ.get(ENV):
+            need_service("TimescaleDB", f"cannot connect with {ENV}: {str(exc).strip()}")
+        pytest.skip(f"cannot connect: {exc}")
+    if not timescale_loaded(url):
+        pytest.skip("TimescaleDB is not loaded on this server (CI has none; set COLFILL_TEST_TIMESCALE_URL)")
+    with psycopg.connect(plain_url(url), autocommit=True) as con:
+        con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    return url
+
+
+@pytest.fixture
+def ts_url(ts_server: str) -> Iterator[str]:
+    schema = f"colfill_ts_{uuid.uuid4().hex[:12]}"
+    yield with_query(ts_server, schema=schema)
+    drop_schema(ts_server, schema)
+
+
+@pytest.fixture(scope="module")
+def flatfiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ts-flatfiles")
+    generate(root, START, END, tickers=10, seed=5)
+    return root
+
+
+def colfill(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "200"}
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=600, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def run(src: Path, data: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = colfill("run", "--source", str(src), "--data-dir", str(data), "--start", str(START), "--end", str(END),
+                   "--db", url, *extra)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def init_without_policy_runs(url: str, *extra: str) -> Db:
+    """`colfill db init`, then the policies paused, so that what gets compressed was compressed by the run itself
+    (a policy's first run comes right after it is added)."""
+    proc = colfill("db", "init", "--db", url, *extra)
+    assert proc.returncode == 0, proc.stderr
+    db = Db(url)
+    db.rows("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE hypertable_schema = %s", [db.schema])
+    return db
+
+
+def chunk_states(db: Db, table: str) -> list[tuple[str, bool, bool]]:
+    """(chunk, compressed, partially compressed) of each chunk of `table` (the partial bit is catalog-internal)."""
+    return db.rows(
+        "SELECT c.chunk_name, c.is_compressed, (k.status & 8) = 8 FROM timescaledb_information.chunks c "
+        "JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name "
+        "WHERE c.hypertable_schema = %s AND c.hypertable_name = %s ORDER BY c.range_start", [db.schema, table])
+
+
+def duckdb_rows(data: Path, table: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
+    try:
+        return con.execute(f"SELECT ticker, ts, close, volume, rsi_14 FROM {table} ORDER BY ticker, ts").fetchall()
+    finally:
+        con.close()
+
+
+def pg_rows(db: Db, table: str) -> list[tuple[Any, ...]]:
+    return db.rows(f"SELECT ticker, ts, close, volume, rsi_14 FROM {db.rel(table)} ORDER BY ticker, ts")
+
+
+def test_backfill_ends_compressed_and_a_reload_stays_exactly_once(ts_url: str, flatfiles: Path,
+                                                                   tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(flatfiles, src)
+    db = init_without_policy_runs(ts_url)
+    proc = run(src, tmp_path / "pg", ts_url)
+    for table in ("bars_1m", "bars_1d"):
+        states = chunk_states(db, table)
+        assert states and all(c and not p for _, c, p in states), (table, states)  # every chunk, nothing partial
+    chunks = len(chunk_states(db, "bars_1m"))
+    assert f"bars_1m: compressed {chunks} chunks" in " ".join(proc.stderr.split())
+    status = {t.table: t for t in PostgresStore(ts_url, load_workers=1).status()}
+    m = status["bars_1m"]
+    assert m.chunks == m.compressed_chunks == chunks and m.compression_ratio and m.compression_ratio > 1.5
+    shown = colfill("db", "status", "--db", ts_url)
+    assert shown.returncode == 0 and f"{chunks}/{chunks}" in shown.stdout + shown.stderr
+
+    # replace a day in the middle: it and the days after it are reloaded into compressed chunks, exactly once
+    day = sorted((src / "us_stocks_sip" / "minute_aggs_v1").rglob("*.csv.gz"))[10]
+    lines = gzip.decompress(day.read_bytes()).decode().splitlines()
+    lines = lines[:1] + lines[1::2]  # the new version has half the rows
+    day.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    run(src, tmp_path / "pg", ts_url)
+    ref = tmp_path / "ref"
+    assert colfill("run", "--source", str(src), "--data-dir", str(ref), "--start", str(START),
+                   "--end", str(END)).returncode == 0
+    for table in ("bars_1m", "bars_1d"):
+        assert pg_rows(db, table) == duckdb_rows(ref, table), table
+        assert all(c and not p for _, c, p in chunk_states(db, table)), table  # compressed again, merged
+    db.con.close()
+
+
+def test_no_compress_leaves_chunks_to_the_policy(ts_url: str, flatfiles: Path, tmp_path: Path) -> None:
+    db = init_without_policy_runs(ts_url)
+    proc = run(flatfiles, tmp_path / "d", ts_url, "--no-compress", "--skip-daily")
+    assert not any(c for _, c, _ in chunk_states(db, "bars_1m")) and "compressed" not in proc.stderr
+    jobs = db.one("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = %s "
+                  "AND proc_name IN ('policy_compression', 'policy_columnstore')", [db.schema])
+    assert jobs == 2
+    db.con.close()
+
+
+def test_daily_aggregate_is_refreshed_at_the_end_of_a_run(ts_url: str, flatfiles: Path, tmp_path: Path) -> None:
+    db = init_without_policy_runs(ts_url, "--daily-cagg")
+    proc = run(flatfiles, tmp_path / "d", ts_url, "--skip-daily")
+    assert "bars_1d_cagg: refreshed" in proc.stderr
+    expected = db.rows(
+        f"SELECT ticker, (ts AT TIME ZONE 'America/New_York')::date, max(high), min(low), sum(volume) "
+        f"FROM {db.rel('bars_1m')} GROUP BY 1, 2 ORDER BY 1, 2")
+    got = db.rows(f"SELECT ticker, (ts AT TIME ZONE 'America/New_York')::date, high, low, volume "
+                  f"FROM {db.rel('bars_1d_cagg')} ORDER BY 1, 2")
+    assert len(expected) > 100 and [r[:4] for r in got] == [r[:4] for r in expected]
+    assert all(math.isclose(g[4], e[4], rel_tol=1e-12) for g, e in zip(got, expected))  # sums in another order
+    db.con.close()
+
+
+def test_chunk_exclusion_on_ts_ranges(ts_url: str, flatfiles: Path, tmp_path: Path) -> None:
+    """The reason chunks stay on `by_range` without a partitioning function (see colfill.stores.timescale):
+    a ts range reads only its chunks, at planning time and, for prepared statements, at executor start-up."""
+    run(flatfiles, tmp_path / "d", ts_url, "--skip-daily")
+    db = Db(ts_url)
+    total = len(chunk_states(db, "bars_1m"))
+    lo, hi = "2024-01-17 14:30:00+00", "2024-01-17 21:00:00+00"  # one regular session, one chunk
+    plan = json.dumps(db.one(f"EXPLAIN (FORMAT JSON) SELECT count(*) FROM {db.rel('bars_1m')} "
+                             f"WHERE ts >= '{lo}' AND ts < '{hi}'"))
+    assert len(set(re.findall(r"(?<!compress)_hyper_\d+_\d+_chunk", plan))) == 1 and total > 20
+    db.rows(f"PREPARE q(timestamptz, timestamptz) AS SELECT count(*) FROM {db.rel('bars_1m')} "
+            "WHERE ticker = 'AAPL' AND ts >= $1 AND ts < $2")
+    db.rows("SET plan_cache_mode = force_generic_plan")
+    text = "\n".join(r[0] for r in db.rows(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE q('{lo}', '{hi}')"))
+    assert f"Chunks excluded during startup: {total - 1}" in text, text
+    db.con.close()
+
+
+def test_real_timescaledb(ts_server: str) -> None:
+    """Hypertables, policies, and loading new and reloaded days into compressed chunks, in a database of its own
+    (the extension is per database)."""
+    import psycopg
+
+    name = f"colfill_ts_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(with_query(ts_server, schema="public"))
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    try:
+        d1, d2, d3 = dt.date(2024, 3, 7), dt.date(2024, 3, 8), dt.date(2024, 3, 11)
+        with PostgresStore(url, timescale=True, create_db=True, compress=False) as s:
+            report = s.init(INDICATORS, daily_cagg=True)
+            assert report.hypertables and report.timescale_version
+            v1 = {d: make_day(d, ["AAPL", "MSFT", "TSLA"], seed=i) for i, d in enumerate((d1, d2))}
+            for d, t in v1.items():
+                s.load(batch(t, d, f"a{d}"))
+            db = Db(url)
+            hyper = {r[0] for r in db.rows("SELECT hypertable_name FROM timescaledb_information.hypertables "
+                                           "WHERE hypertable_schema = %s", [db.schema])}
+            assert hyper == {"bars_1m", "bars_1d"}
+            intervals = dict(db.rows("SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions "
+                                     "WHERE hypertable_schema = %s", [db.schema]))
+            assert intervals == {"bars_1m": dt.timedelta(days=1), "bars_1d": dt.timedelta(days=365)}
+            indexes = db.rows("SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'bars_1m'",
+                              [db.schema])
+            assert len(indexes) == 1 and "(ticker, ts)" in indexes[0][0]  # no default ts index
+            jobs = db.one("SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = %s "
+                          "AND proc_name IN ('policy_compression', 'policy_columnstore')", [db.schema])
+            assert jobs == 2
+            db.rows(f"SELECT compress_chunk(c, true) FROM show_chunks('{db.rel('bars_1m')}') c")
+            v2 = make_day(d1, ["MSFT"], minutes=10, seed=9)  # reload d1 with fewer rows into compressed chunks
+            s.load(batch(v2, d1, "b"))
+            v3 = make_day(d3, ["AAPL"], seed=4)
+            s.load(batch(v3, d3, "c"))
+            nvda = make_day(d2, ["NVDA"], seed=5)  # new rows into a compressed chunk, next to compressed ones
+            s.load(batch(nvda, d2, "n", lineage="nvda", tickers=("NVDA",)))
+            assert db.bars() == expected_rows(v2, v1[d2], v3, nvda)
+            status = {t.table: t for t in s.status()}
+            assert status["bars_1m"].kind == "hypertable" and status["bars_1m"].chunks
+            assert status["bars_1d_cagg"].kind == "continuous aggregate"
+            db.con.close()
+    finally:
+        with psycopg.connect(plain_url(ts_server), autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
