@@ -108,6 +108,12 @@ def test_2_for_bad_usage_in_every_command(args: list[str], says: str, tmp_path: 
     assert says in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
 
 
+def test_2_for_a_bad_setting_in_the_environment(source: Path, tmp_path: Path) -> None:
+    proc = colfill(*run_args(source, tmp_path / "d"), COLFILL_DUCKDB_MEMORY="lots'; DROP TABLE x; --")
+    assert proc.returncode == errors.USAGE, proc.stderr
+    assert "COLFILL_DUCKDB_MEMORY=" in proc.stderr and "is not a size" in proc.stderr
+
+
 def test_2_for_a_source_folder_that_does_not_exist(tmp_path: Path) -> None:
     proc = colfill("run", "--source", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path))
     assert proc.returncode == errors.USAGE

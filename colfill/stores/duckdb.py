@@ -14,6 +14,7 @@ which years of minute bars do not. `duckdb:///path.duckdb?index=all` declares it
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from colfill.config import env
-from colfill.errors import SchemaMismatch, StoreError
+from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
 
 MANIFEST_DDL = """
@@ -48,6 +49,14 @@ def duckdb_path(url: str) -> Path:
         return Path(url)
     path = urlsplit(url).path
     return Path(path[1:] if path.startswith("/") else path)
+
+
+def memory_limit() -> str:
+    """COLFILL_DUCKDB_MEMORY (default 256MB), checked: it is spliced into a SET statement."""
+    value = (env("COLFILL_DUCKDB_MEMORY", default="256MB") or "256MB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)", value, re.IGNORECASE):
+        raise InvalidArgument(f"COLFILL_DUCKDB_MEMORY={value!r} is not a size. Hint: e.g. 256MB or 2GB")
+    return value
 
 
 def sql_type(t: pa.DataType) -> str:
@@ -95,7 +104,7 @@ class DuckDBStore:
         self._columns: dict[str, list[str]] = {}
         # Without a limit DuckDB keeps every block it wrote cached, so a long backfill's memory would grow
         # with its length; the loader only appends, so a small buffer pool costs it nothing.
-        self.con.execute(f"SET memory_limit = '{env('COLFILL_DUCKDB_MEMORY', default='256MB')}'")
+        self.con.execute(f"SET memory_limit = '{memory_limit()}'")
         self.con.execute(MANIFEST_DDL)
 
     def describe(self) -> str:
