@@ -266,10 +266,18 @@ def _run_table(
     workers = max(1, int(getattr(store, "load_workers", 1)))
     in_flight: list[tuple[_Day, Future[int]]] = []
 
-    def submit_load(day: _Day, bars: pl.DataFrame) -> None:
+    after_commit = bool(getattr(store, "lake_is_store", False))
+
+    def submit_load(day: _Day, bars: pl.DataFrame, commit: Future[None] | None = None) -> None:
         batch = LoadBatch(table, day.date, bars.to_arrow(), day.obj.key, day.obj.etag, day.obj.size,
                           day.fingerprint, lineage, tickers)
-        in_flight.append((day, loaders.submit(store.load, batch)))
+
+        def load() -> int:
+            if commit is not None and after_commit:
+                commit.result()  # the lake is the store: its day is loaded once its commit is written
+            return store.load(batch)
+
+        in_flight.append((day, loaders.submit(load)))
         while len(in_flight) > workers + 1:
             _collect(*in_flight.pop(0))
 
@@ -297,24 +305,25 @@ def _run_table(
             if parsed is None:
                 res.failed += 1
                 res.errors.append(error or "")
-                entry = _entry(table, day, lineage, None, "failed", error)
+                entry = _entry(table, day, lineage, None, "failed", error, tickers=tickers)
                 writes.append(writers.submit(_commit_failed, lake, table, lineage, day, state, entry, timeframe,
                                              job.indicators))
                 reporter.advance(table, 0)
                 continue
             bars, state = enrich(parsed.bars, job.indicators, state)
             state = normalise(state, job.indicators, timeframe)
-            entry = _entry(table, day, lineage, parsed, "done", None, rows_out=bars.height)
+            entry = _entry(table, day, lineage, parsed, "done", None, rows_out=bars.height, tickers=tickers)
             res.staged += 1
             res.rows_in += parsed.rows_in
             res.rows_out += bars.height
             res.rejected += parsed.rejects.height
             for line in _reject_lines(parsed, table):
                 res.errors.append(line)
-            writes.append(writers.submit(_commit_day, lake, table, lineage, day, bars, parsed.rejects, state, entry))
+            commit = writers.submit(_commit_day, lake, table, lineage, day, bars, parsed.rejects, state, entry)
+            writes.append(commit)
             while len(writes) > 2:
                 writes.pop(0).result()
-            submit_load(day, bars)
+            submit_load(day, bars, commit)
             reporter.advance(table, bars.height, store.activity(table))
         for w in writes:
             w.result()
@@ -355,13 +364,14 @@ def _prefetch(
 
 
 def _entry(
-    table: str, day: _Day, lineage: str, parsed: ParsedFile | None, status: str, error: str | None, rows_out: int = 0
+    table: str, day: _Day, lineage: str, parsed: ParsedFile | None, status: str, error: str | None, rows_out: int = 0,
+    tickers: tuple[str, ...] | None = None,
 ) -> ManifestEntry:
     return ManifestEntry(
         table=table, date=day.date, lineage=lineage, source_key=day.obj.key, etag=day.obj.etag, size=day.obj.size,
         fingerprint=day.fingerprint, rows_in=parsed.rows_in if parsed else 0, rows_out=rows_out,
         rejected=parsed.rejects.height if parsed else 0, status=status, error=error,
-        staged_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        staged_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"), tickers=tickers,
     )
 
 

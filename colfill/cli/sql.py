@@ -12,35 +12,43 @@ from colfill.cli.options import DEFAULT_DATA_DIR, DataDir
 
 
 def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-def]
-    """An in-memory DuckDB with views: the store's tables (read-only) and `lake_<table>`, `rejects`, `manifest`."""
+    """An in-memory DuckDB with views: the store's tables (read-only), `bars_*` of the lake store, `lake_<table>`
+    (every staged file), `rejects`, `manifest`."""
     import duckdb
 
+    from colfill.errors import InvalidArgument
+    from colfill.stage.lake import Lake
     from colfill.stores import resolve_url
+    from colfill.stores.duckdb import duckdb_path
+    from colfill.stores.lake import CATALOGUE, MARKER, is_catalogue, lake_dir, lake_views_sql, side_views_sql
 
-    con = duckdb.connect()
     url = resolve_url(db, data_dir)
-    if not url.startswith("duckdb://"):
-        from colfill.errors import InvalidArgument
-
-        raise InvalidArgument("colfill sql reads the embedded DuckDB store; for PostgreSQL use psql")
-    path = Path(url[len("duckdb://"):])
+    if url.startswith("lake:"):
+        data_dir = lake_dir(url)
+        path = data_dir / CATALOGUE
+    elif url.startswith("duckdb:"):
+        path = duckdb_path(url)
+    else:
+        raise InvalidArgument("colfill sql reads the embedded store (the lake, or a DuckDB file); for PostgreSQL use "
+                              "psql")
+    con = duckdb.connect()
+    lake = Lake(data_dir / "lake")
+    tables: set[str] = set()
     if path.exists():
         con.execute(f"ATTACH '{path.as_posix().replace(chr(39), chr(39) * 2)}' AS store (READ_ONLY)")
-        for (name,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'"
-        ).fetchall():
+        tables = {name for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'").fetchall()} - {MARKER}
+        for name in sorted(tables):
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM store."{name}"')
-    lake = data_dir / "lake"
-    for table_dir in sorted(lake.glob("table=*")):
+    lake_store = url.startswith("lake:") or is_catalogue(path)
+    views = lake_views_sql(lake) if lake_store else side_views_sql(lake)
+    for name, view in views.items():  # built from the lake now, so a moved data dir reads right too
+        if view is not None and name not in tables:
+            con.execute(f'CREATE VIEW "{name}" AS {view}')
+    for table_dir in sorted(lake.root.glob("table=*")):
         table = table_dir.name.split("=", 1)[1]
         glob = (table_dir / "date=*" / "*.parquet").as_posix()
         con.execute(f"CREATE VIEW \"lake_{table}\" AS SELECT * FROM read_parquet('{glob}', hive_partitioning=true)")
-    if list(lake.glob("_rejects/table=*/date=*/*.parquet")):
-        glob = (lake / "_rejects" / "table=*" / "date=*" / "*.parquet").as_posix()
-        con.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{glob}', hive_partitioning=true)")
-    if list(lake.glob("_manifest/table=*/lineage=*/*.json")):
-        glob = (lake / "_manifest" / "table=*" / "lineage=*" / "*.json").as_posix()
-        con.execute(f"CREATE VIEW manifest AS SELECT * FROM read_json_auto('{glob}')")
     return con
 
 
@@ -82,8 +90,8 @@ def sql(
     = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Query the embedded store (bars_1m, bars_1d, colfill_files) and the lake (lake_bars_1m, lake_bars_1d,
-    rejects, manifest) with DuckDB SQL."""
+    """Query the embedded store (bars_1m, bars_1d, indicator_state) and the lake (lake_bars_1m, lake_bars_1d: every
+    staged file; rejects, manifest) with DuckDB SQL."""
     from colfill.errors import InvalidArgument
 
     if fmt not in ("table", "csv", "json"):

@@ -45,6 +45,13 @@ def open_existing(url: str) -> Any:
         if not path.exists():
             raise InvalidArgument(f"--store {redact_url(url)!r}: no DuckDB file at {path}. "
                                   "Hint: run `colfill run` first, or pass --data-dir/--store of the backfill.")
+    if url.startswith("lake:"):
+        from colfill.stores.lake import lake_dir
+
+        root = lake_dir(url)
+        if not (root / "lake" / "_manifest").exists():
+            raise InvalidArgument(f"--data-dir {root}: no backfill there (no lake/ with a manifest). "
+                                  "Hint: run `colfill run` first, or pass the --data-dir/--store of the backfill.")
     return open_store(url, load_workers=1)
 
 

@@ -51,6 +51,7 @@ class Store(Protocol):
     name: str
     supports_upsert: bool
     supports_hypertables: bool
+    lake_is_store: bool  # True: the lake's day files are the stored rows, and a day loads after its lake commit
 
     def describe(self) -> str:
         """The store for people: kind and place, never a password."""

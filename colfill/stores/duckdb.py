@@ -86,6 +86,7 @@ class DuckDBStore:
     supports_upsert = True
     supports_hypertables = False
     load_workers = 1  # one writer: DuckDB serialises writes to a file anyway
+    lake_is_store = False
 
     def __init__(self, url: str, **_: object) -> None:
         import duckdb
@@ -105,6 +106,9 @@ class DuckDBStore:
         # Without a limit DuckDB keeps every block it wrote cached, so a long backfill's memory would grow
         # with its length; the loader only appends, so a small buffer pool costs it nothing.
         self.con.execute(f"SET memory_limit = '{memory_limit()}'")
+        self._setup()
+
+    def _setup(self) -> None:
         self.con.execute(MANIFEST_DDL)
 
     def describe(self) -> str:

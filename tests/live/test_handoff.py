@@ -97,8 +97,7 @@ def backfilled(flatfiles: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def fresh(backfilled: Path, tmp_path: Path) -> Path:
     """A copy of the backfilled store that a test may import state into."""
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copy(backfilled / "colfill.duckdb", data_dir / "colfill.duckdb")
+    shutil.copytree(backfilled, data_dir)  # the lake is the store: the whole data dir (moved, too)
     return data_dir
 
 
@@ -227,7 +226,7 @@ def test_import_refuses_state_that_does_not_fit(fresh: Path, tmp_path: Path) -> 
 
 def test_state_commands_name_bad_arguments(backfilled: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "x.parquet")
-    assert "no DuckDB file" in failure("state", "export", "--data-dir", str(tmp_path / "nothing"), "--out", out)
+    assert "no backfill there" in failure("state", "export", "--data-dir", str(tmp_path / "nothing"), "--out", out)
     assert "bars_5m" in failure("state", "export", "--data-dir", str(backfilled), "--table", "bars_5m", "--out", out)
     assert "no.parquet" in failure("state", "import", "--data-dir", str(backfilled), "--in",
                                    str(tmp_path / "no.parquet"))

@@ -49,10 +49,19 @@ def read_source(root: Path, table: str, until: dt.date | None = None) -> pl.Data
     return pl.concat(frames)
 
 
+STORE = "lake"  # the store `backfill` loads into: "lake" (the embedded default) or "duckdb" (native tables)
+
+
+def store_url(data_dir: Path, query: str = "") -> str:
+    if query or STORE == "duckdb":
+        return f"duckdb:///{data_dir / 'colfill.duckdb'}{query}"
+    return f"lake:///{data_dir.resolve()}"
+
+
 def backfill(src: Path, data_dir: Path, start: dt.date = START, end: dt.date = END, query: str = "", **kw: object):
     job = BackfillJob(source=str(src), start=start, end=end, data_dir=data_dir,
                       indicators=kw.pop("indicators", IndicatorSet.default()), **kw)  # type: ignore[arg-type]
-    store = open_store(f"duckdb:///{data_dir / 'colfill.duckdb'}{query}")
+    store = open_store(store_url(data_dir, query))
     try:
         return run(job, store)
     finally:

@@ -1,4 +1,5 @@
-"""End-to-end backfills into the embedded store: completeness, idempotency, resumption, replaced files."""
+"""End-to-end backfills into the embedded stores (the lake, and native DuckDB tables): completeness, idempotency,
+resumption, replaced files."""
 
 from __future__ import annotations
 
@@ -9,12 +10,20 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.sources.flatfiles import CSV_SCHEMA
 
+from . import conftest
 from .conftest import END, START, assert_frames_close, backfill, files, read_source, stored
+
+
+@pytest.fixture(autouse=True, params=["lake", "duckdb"])
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(conftest, "STORE", request.param)
+    return str(request.param)
 
 
 def reference(src: Path, table: str, indicators: IndicatorSet | None = None) -> pl.DataFrame:
@@ -58,23 +67,6 @@ def primary_keys(data_dir: Path) -> dict[str, list[str]]:
     finally:
         con.close()
     return {t: list(c) for t, c in rows}
-
-
-def test_index_all_declares_the_minute_key_and_loads_the_same_rows(source: Path, tmp_path: Path) -> None:
-    """By default only bars_1d declares (ticker, ts); `?index=all` declares it on bars_1m too. A backfill, and
-    its reload of a replaced file (delete and insert of the same keys in one transaction), give the same rows
-    either way."""
-    plain, keyed = tmp_path / "plain", tmp_path / "keyed"
-    backfill(source, plain)
-    backfill(source, keyed, query="?index=all")
-    assert primary_keys(plain) == {"bars_1d": ["ticker", "ts"]}
-    assert primary_keys(keyed) == {"bars_1d": ["ticker", "ts"], "bars_1m": ["ticker", "ts"]}
-    rewrite(files(source, "bars_1m")[-1], lambda f: f.with_columns(pl.col("volume") + 1))
-    backfill(source, plain)
-    reload = backfill(source, keyed, query="?index=all")
-    assert reload.ok and next(t for t in reload.tables if t.table == "bars_1m").loaded_days >= 1
-    for table in ("bars_1d", "bars_1m"):
-        assert stored(keyed, table).equals(stored(plain, table))
 
 
 def test_two_runs_equal_one_run(source: Path, tmp_path: Path) -> None:
@@ -123,20 +115,6 @@ def test_replaced_file_reloads_that_day_and_the_days_after(source: Path, tmp_pat
     rows = stored(tmp_path, "bars_1m").filter(
         (pl.col("ts").dt.convert_time_zone("America/New_York").dt.date() == day) & (pl.col("ticker") == first_ticker))
     assert rows.height == 0
-
-
-def test_store_missing_a_day_gets_it_from_the_lake(source: Path, tmp_path: Path) -> None:
-    backfill(source, tmp_path)
-    full = stored(tmp_path, "bars_1d")
-    con = duckdb.connect(str(tmp_path / "colfill.duckdb"))
-    day = full["ts"].dt.convert_time_zone("America/New_York").dt.date().unique().sort()[5]
-    con.execute("DELETE FROM bars_1d WHERE timezone('America/New_York', ts)::DATE = ?", [day])
-    con.execute("DELETE FROM colfill_files WHERE table_name = 'bars_1d' AND date = ?", [day])
-    con.close()
-    result = backfill(source, tmp_path)
-    daily = next(t for t in result.tables if t.table == "bars_1d")
-    assert daily.staged == 0 and daily.loaded_days == 1
-    assert stored(tmp_path, "bars_1d").equals(full)
 
 
 def test_tickers_and_limit(source: Path, tmp_path: Path) -> None:

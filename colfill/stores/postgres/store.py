@@ -39,6 +39,7 @@ class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
     name = "postgresql"
     supports_upsert = True
     supports_hypertables = True
+    lake_is_store = False
 
     def __init__(self, url: str, *, compress: bool = True, **options: object) -> None:
         super().__init__(url, **options)  # type: ignore[arg-type]
