@@ -56,6 +56,14 @@ def record(stages: dict[str, dict[str, float]] | None = None, baselines: dict[st
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def record_extra(figures: dict[str, Any]) -> None:
+    """Merge other figures (query latencies, bytes) into latest.json at the top level."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.update(figures)
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def show(title: str, rows: list[tuple[str, float, float | None]]) -> None:
     """Print `name  rows/s  peak MB` lines."""
     print(f"\n{title}")

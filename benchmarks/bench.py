@@ -1,7 +1,9 @@
 """`make bench`: rows/s and peak memory of each batch stage, against baselines measured in the same run.
 
 Stages (each in a fresh process, see _common.measure): our scan (read + parse + validate), the
-indicator engine, the Parquet write, the DuckDB load, and end to end (`colfill run` into DuckDB).
+indicator engine, the Parquet write, the DuckDB load, and end to end (`colfill run`) into the embedded
+default (the lake with its catalogue) and into native DuckDB tables. Then query latency on both (lake
+views against native tables, same bars) and bytes per minute bar.
 Baselines on the same data: a bare `pl.scan_csv(...).collect()`, TA-Lib once per ticker for the default
 set, and a per-bar pure-Python loop like the original tool's. Then the memory check: end to end on
 twice the days must not need more than 20% more peak memory. Other modules (bench_incremental,
@@ -27,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import Span, measure, record, show, timed  # noqa: E402
+from _common import Span, measure, record, record_extra, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -218,21 +220,63 @@ def stage_duckdb(root: Path) -> int:
     return out.height
 
 
-def stage_end_to_end(root: Path) -> int:
+def stage_end_to_end(root: Path, kind: str = "lake", keep: Path | None = None) -> int:
+    """`colfill run` of the minute files into the embedded default (`lake`) or native DuckDB tables (`duckdb`);
+    `keep`: the data dir to leave behind (for the query stage), else a temporary one."""
     from colfill.indicators.spec import IndicatorSet
     from colfill.pipeline import BackfillJob, run
     from colfill.stores import open_store
 
-    data = Path(tempfile.mkdtemp())
+    data = keep or Path(tempfile.mkdtemp())
+    shutil.rmtree(data, ignore_errors=True)
     job = BackfillJob(source=str(root), start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), data_dir=data,
                       tables=("bars_1m",), indicators=IndicatorSet.default())
-    store = open_store(f"duckdb:///{data / 'colfill.duckdb'}")
+    store = open_store(f"lake:///{data}" if kind == "lake" else f"duckdb:///{data / 'colfill.duckdb'}")
     with Span() as span:
         result = run(job, store)
+        store.close()
     span.report(result.tables[0].rows_out)
-    store.close()
-    shutil.rmtree(data)
+    if keep is None:
+        shutil.rmtree(data)
     return result.tables[0].rows_out
+
+
+QUERIES = {
+    "full-table aggregate": "SELECT count(*), avg(close), sum(volume), max(rsi_14) FROM bars_1m",
+    "one ticker, one week": "SELECT ts, close, rsi_14 FROM bars_1m WHERE ticker = 'AAPL' AND "
+                            "ts >= TIMESTAMPTZ '2024-01-08 00:00:00+00' AND ts < TIMESTAMPTZ '2024-01-13 00:00:00+00'",
+    "daily OHLC per ticker": "SELECT ticker, timezone('America/New_York', ts)::DATE AS d, arg_min(open, ts), "
+                             "max(high), min(low), arg_max(close, ts), sum(volume) FROM bars_1m GROUP BY ALL",
+    "last bar per ticker": "SELECT ticker, arg_max(close, ts), max(ts) FROM bars_1m GROUP BY ticker",
+}
+
+
+def query_latency(lake: Path, native: Path, repeat: int = 5) -> dict[str, dict[str, float]]:
+    """Best of `repeat` wall times (ms) of each query on a fresh read-only connection, lake views and native."""
+    import time
+
+    import duckdb
+
+    out: dict[str, dict[str, float]] = {}
+    for name, sql in QUERIES.items():
+        out[name] = {}
+        for kind, path in (("lake", lake), ("native", native)):
+            con = duckdb.connect(str(path / "colfill.duckdb"), read_only=True)
+            con.execute(sql).fetchall()  # warm-up: file metadata and OS cache, as for a user's second query
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                con.execute(sql).fetchall()
+                best = min(best, time.perf_counter() - t0)
+            con.close()
+            out[name][kind] = round(best * 1000, 2)
+    return out
+
+
+def disk_bytes(data: Path) -> tuple[int, int]:
+    """(bytes of the lake's day files of bars_1m, bytes of colfill.duckdb)."""
+    lake = sum(p.stat().st_size for p in (data / "lake").glob("table=bars_1m/date=*/*.parquet"))
+    return lake, (data / "colfill.duckdb").stat().st_size
 
 
 
@@ -246,7 +290,8 @@ def main() -> None:
         "indicators": timed(stage_indicators, root),
         "parquet_write": timed(stage_parquet, root),
         "duckdb_load": timed(stage_duckdb, root),
-        "end_to_end_duckdb": timed(stage_end_to_end, root),
+        "end_to_end_lake": timed(stage_end_to_end, root, "lake"),
+        "end_to_end_duckdb": timed(stage_end_to_end, root, "duckdb"),
     }
     base = {
         "bare_scan": timed(stage_bare_scan, root),
@@ -255,19 +300,37 @@ def main() -> None:
     }
     double = sample_dir(DAYS * 2)
     measure(prepare_frame, double)
-    stages["end_to_end_duckdb_2x_days"] = timed(stage_end_to_end, double)
+    stages["end_to_end_lake_2x_days"] = timed(stage_end_to_end, double, "lake")
+    lake_dir, native_dir = DATA / "query-lake", DATA / "query-native"
+    measure(stage_end_to_end, root, "lake", lake_dir)
+    measure(stage_end_to_end, root, "duckdb", native_dir)
+    latency = query_latency(lake_dir, native_dir)
+    lake_bytes, catalogue_bytes = disk_bytes(lake_dir)
+    native_bytes = (native_dir / "colfill.duckdb").stat().st_size
     record(stages=stages, baselines={k: v["rows_per_s"] for k, v in base.items()})
+    record_extra({"query_ms": latency, "bytes_per_minute_bar": {
+        "lake_default": round((lake_bytes + catalogue_bytes) / rows, 1), "lake_files": round(lake_bytes / rows, 1),
+        "native_duckdb": round(native_bytes / rows, 1)}})
     show("stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in stages.items()])
     show("baselines (same run, same data)", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in base.items()])
-    e2e, scan = stages["end_to_end_duckdb"]["rows_per_s"], base["bare_scan"]["rows_per_s"]
+    e2e, scan = stages["end_to_end_lake"]["rows_per_s"], base["bare_scan"]["rows_per_s"]
+    native = stages["end_to_end_duckdb"]["rows_per_s"]
     ind, tal = stages["indicators"]["rows_per_s"], base["talib"]["rows_per_s"]
-    mem1, mem2 = stages["end_to_end_duckdb"]["peak_rss_mb"], stages["end_to_end_duckdb_2x_days"]["peak_rss_mb"]
+    mem1, mem2 = stages["end_to_end_lake"]["peak_rss_mb"], stages["end_to_end_lake_2x_days"]["peak_rss_mb"]
+    print("\nqueries (ms, best of 5): lake views against native DuckDB tables, same bars")
+    for name, t in latency.items():
+        print(f"  {name:<30} lake {t['lake']:8.1f}   native {t['native']:8.1f}   {t['lake'] / t['native']:5.2f}x"
+              "  (target <= 3x)")
+    print(f"\ndisk per minute bar: embedded default {(lake_bytes + catalogue_bytes) / rows:.1f} B (lake files "
+          f"{lake_bytes / rows:.1f} B + catalogue {catalogue_bytes / 1024:.0f} kB); native DuckDB "
+          f"{native_bytes / rows:.1f} B")
     print("\ntargets")
-    print(f"  end to end / bare scan         {e2e / scan:6.1%}  (target >= 30%)")
+    print(f"  end to end (lake) / bare scan  {e2e / scan:6.1%}  (target >= 30%); native DuckDB store: "
+          f"{native / scan:.1%} ({native / 1e6:.2f} M rows/s)")
     print(f"  indicators / TA-Lib            {ind / tal:6.1%}  (target >= 50%)")
     print(f"  indicators / per-bar Python    {ind / base['per_bar_python']['rows_per_s']:6.1f}x")
     print(f"  peak RSS, 2x days vs 1x        {mem2 / mem1 - 1:+6.1%}  (target <= +20%)")
-    parts = {k: stages[k]["cpu_us_per_row"] for k in ("scan", "indicators", "parquet_write", "duckdb_load")}
+    parts = {k: stages[k]["cpu_us_per_row"] for k in ("scan", "indicators", "parquet_write")}
     need, cores = sum(parts.values()), os.cpu_count() or 1
     ceiling = cores / need * 1e6
     print("\nend to end's CPU: the stages' CPU time per row (all threads), and what it allows")
@@ -275,7 +338,7 @@ def main() -> None:
         print(f"  {k:<30} {v:6.3f} us/row")
     print(f"  sum                            {need:6.3f} us/row: at most {ceiling / 1e6:.2f} M rows/s on {cores} cores "
           f"with perfect overlap = {ceiling / scan:.1%} of the bare scan")
-    e2e_cpu = stages["end_to_end_duckdb"]["cpu_us_per_row"]
+    e2e_cpu = stages["end_to_end_lake"]["cpu_us_per_row"]
     print(f"  end to end measured            {e2e_cpu:6.3f} us/row, {e2e_cpu * e2e / 1e6:.2f} of {cores} cores busy; "
           f"bare scan {base['bare_scan']['cpu_us_per_row']:.3f} us/row")
     for extra in ("bench_incremental", "bench_postgres"):

@@ -301,7 +301,7 @@ def main() -> None:
     e2e: dict[str, dict[str, float]] = {}
     if root is not None:
         e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
-        e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root)
+        e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root, "duckdb")
     record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
     show("PostgreSQL stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
     show("PostgreSQL baselines (same run, same rows)",

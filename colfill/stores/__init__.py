@@ -33,7 +33,7 @@ def redact_url(url: str) -> str:
 def resolve_url(url: str | None, data_dir: Path) -> str:
     """A store URL from --db: None means the data dir's lake (the embedded default); a bare path means DuckDB."""
     if not url:
-        return f"lake:///{data_dir.resolve().as_posix().lstrip('/')}"
+        return f"lake:///{data_dir.resolve().as_posix()}"
     if "://" not in url:
         return f"duckdb:///{Path(url).expanduser().resolve()}"
     return url
@@ -64,7 +64,7 @@ def open_store(url: str, **options: object) -> Store:
 
         path = duckdb_path(url)
         if is_catalogue(path):  # the lake's catalogue: its views are the lake's
-            scheme, url = "lake", f"lake:///{path.resolve().parent.as_posix().lstrip('/')}"
+            scheme, url = "lake", f"lake:///{path.resolve().parent.as_posix()}"
     module, name = REGISTRY[scheme]
     factory = getattr(importlib.import_module(module), name)
     store: Store = factory(url, **options)

@@ -39,11 +39,12 @@ REFRESH_SECONDS = 5.0
 
 
 def lake_dir(url: str) -> Path:
-    """The data dir of `lake:///abs/dir` (or `lake://rel/dir`)."""
-    parts = urlsplit(url)
-    path = (parts.netloc + parts.path) if parts.netloc else parts.path
+    """The data dir of a lake URL, read as DuckDB (and SQLAlchemy) URLs are: `lake:///colfill-data` is relative
+    to the working directory, `lake:////srv/colfill-data` absolute."""
+    path = urlsplit(url).path
+    path = path[1:] if path.startswith("/") else path
     if not path:
-        raise InvalidArgument(f"--db {url!r}: a lake URL names the data dir, e.g. lake:///srv/colfill-data")
+        raise InvalidArgument(f"--db {url!r}: a lake URL names the data dir, e.g. lake:///colfill-data")
     return Path(path)
 
 
