@@ -184,12 +184,13 @@ def stage_parquet(root: Path) -> int:
 
     import polars as pl
 
-    from colfill.stage.lake import PARQUET_COMPRESSION, PARQUET_LEVEL
+    from colfill.stage.lake import PARQUET_COMPRESSION, ROW_GROUP_ROWS
 
     out = pl.read_parquet(enriched_path(root))
     out.head(20_000).write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION)  # warm-up
     with Span() as span:
-        out.write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION, compression_level=PARQUET_LEVEL)
+        out.write_parquet(root / "written.parquet", compression=PARQUET_COMPRESSION, statistics=True,
+                          row_group_size=ROW_GROUP_ROWS)
     span.report(out.height)
     return out.height
 

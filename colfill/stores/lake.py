@@ -1,7 +1,7 @@
 """The embedded default: the Parquet lake is the store, and `<data-dir>/colfill.duckdb` a small catalogue over it.
 
 Each bar is stored once, in the lake's day files (`lake/table=bars_1m/date=.../part-<lineage>.parquet`,
-zstd, sorted by (ticker, ts), row groups of `ROW_GROUP_ROWS` with min/max statistics, so a one-ticker query
+LZ4, sorted by (ticker, ts), row groups of `ROW_GROUP_ROWS` with min/max statistics, so a one-ticker query
 reads a small part of a day). A day counts as loaded when the pipeline's lake commit (its manifest entry,
 written last) is done; `load` copies nothing. The catalogue holds:
 
