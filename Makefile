@@ -1,4 +1,4 @@
-# colfill: `make demo` runs the main job on the embedded DuckDB store; `make test` runs the suite.
+# colfill: `make demo` runs the main job on the embedded store (the Parquet lake); `make test` runs the suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install colfill with its dev extras
 
-demo: $(STAMP) ## generate sample flat files and backfill them into ./colfill-data/colfill.duckdb
+demo: $(STAMP) ## generate sample flat files and backfill them into the lake in ./colfill-data
 	$(BIN)/colfill demo
 
 services: ## start PostgreSQL and Redis when none is reachable (installs redis-server if missing)

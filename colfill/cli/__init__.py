@@ -25,7 +25,8 @@ def _exit_code_help() -> str:
 
 app = typer.Typer(
     name="colfill",
-    help="Backfill US stock bars (Polygon/Massive flat files) with exact technical indicators into DuckDB, "
+    help="Backfill US stock bars (Polygon/Massive flat files) with exact technical indicators into a Parquet lake "
+    "with a DuckDB catalogue (the default), DuckDB, "
     "PostgreSQL or TimescaleDB. Start with `colfill demo`.",
     epilog=_exit_code_help(),
     no_args_is_help=True,

@@ -43,7 +43,7 @@ def _open(db: str | None, timescale: bool | None = None, create_db: bool = False
     if db.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
         raise InvalidArgument(
             f"--db {redact_url(db)!r}: `colfill db` manages PostgreSQL/TimescaleDB (postgresql://...). "
-            "Hint: the embedded DuckDB store needs no init; query it with `colfill sql`."
+            "Hint: the embedded store needs no init; query it with `colfill sql`."
         )
     from colfill.stores.postgres import PostgresStore
 

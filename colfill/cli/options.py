@@ -12,7 +12,7 @@ DEFAULT_DATA_DIR = "colfill-data"
 DataDir = Annotated[
     Path,
     typer.Option("--data-dir", envvar="COLFILL_DATA_DIR",
-                 help="Where the Parquet lake and the embedded DuckDB file live."),
+                 help="Where the Parquet lake (the embedded store) and its DuckDB catalogue colfill.duckdb live."),
 ]
 DbOpt = Annotated[
     str | None,

@@ -156,7 +156,7 @@ def demo(
     tickers: Annotated[int, typer.Option(help="How many sample tickers.")] = 40,
     seed: Annotated[int, typer.Option(help="Sample data seed.")] = 7,
 ) -> None:
-    """Generate sample flat files, backfill them into the embedded DuckDB store, show an SQL query."""
+    """Generate sample flat files, backfill them into the embedded store (the lake), show an SQL query."""
     from colfill.cli.output import console as make_console
     from colfill.cli.sql import run_sql
     from colfill.indicators.spec import IndicatorSet
