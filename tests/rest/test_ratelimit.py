@@ -1,0 +1,64 @@
+"""The limiter's promise, checked on every window: at most N acquisitions in any W seconds, from many threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+
+import pytest
+
+from colfill.errors import InvalidArgument
+from colfill.sources.ratelimit import Rate, RateLimiter
+
+
+@pytest.mark.parametrize(("text", "count", "seconds"), [
+    ("100/s", 100, 1.0), ("5/min", 5, 60.0), ("1000/h", 1000, 3600.0), ("5/60s", 5, 60.0), (" 7 / 2 sec ", 7, 2.0)])
+def test_parse(text: str, count: int, seconds: float) -> None:
+    assert Rate.parse(text) == Rate(count, seconds)
+
+
+@pytest.mark.parametrize("text", ["fast", "0/s", "5/fortnight", "5/0s", "-1/s"])
+def test_bad_rates_name_the_argument(text: str) -> None:
+    with pytest.raises(InvalidArgument, match="--rate"):
+        Rate.parse(text)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The largest number of times in any half-open window [t, t + window) (its start at one of the times)."""
+    times = sorted(times)
+    return max((bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+def test_never_more_than_n_in_any_window_on_a_fake_clock() -> None:
+    now = [0.0]
+    limiter = RateLimiter(Rate(5, 60.0), clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    times = []
+    for i in range(23):
+        limiter.acquire()
+        times.append(now[0])
+        now[0] += 0.7 * (i % 3)  # uneven gaps between callers
+    assert most_in_any_window(times, 60.0) == 5
+    assert times[5] == pytest.approx(times[0] + 60.0)  # the sixth waits exactly one window after the first
+
+
+def test_threads_share_the_limit_on_the_real_clock() -> None:
+    limiter = RateLimiter(Rate(20, 0.25))
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(12):
+            limiter.acquire()
+            with lock:
+                times.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(times) == 96
+    assert most_in_any_window(times, 0.25) <= 20
+    assert time.monotonic() - t0 >= 4 * 0.25 - 0.01  # 96 tokens at 20 a window need at least 4 more windows
