@@ -28,12 +28,13 @@ from typing import Protocol
 import polars as pl
 
 from colfill import universe
-from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable
+from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable, Unreachable
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
 from colfill.interrupt import Stop
-from colfill.sources.flatfiles import DATASETS, TIMEFRAMES, FlatFiles, ParsedFile, SourceObject
+from colfill.sources.base import Source, open_source
+from colfill.sources.flatfiles import DATASETS, TIMEFRAMES, ParsedFile, SourceObject
 from colfill.stage.lake import Lake, ManifestEntry, chain
 from colfill.stores import LoadBatch, Store
 from colfill.universe import Selection
@@ -56,6 +57,7 @@ class BackfillJob:
     indicators: IndicatorSet = field(default_factory=IndicatorSet.default)
     prefix: str = "us_stocks_sip"
     store_url: str | None = None
+    rest: object | None = None  # RestSettings for `source="rest"` (else read from the environment)
     rerank: bool = False  # --limit: rank again at `end` instead of keeping the recorded choice
 
     def __post_init__(self) -> None:
@@ -180,7 +182,7 @@ def _plan(
 def run(
     job: BackfillJob,
     store: Store,
-    source: FlatFiles | None = None,
+    source: Source | None = None,
     reporter: Reporter | None = None,
     stop: Stop | None = None,
 ) -> RunResult:
@@ -192,7 +194,7 @@ def run(
     """
     reporter = reporter or NullReporter()
     stop = stop or Stop()
-    source = source or FlatFiles(job.source, prefix=job.prefix)
+    source = source or open_source(job.source, job.prefix, job.rest)
     lake = Lake(job.data_dir / "lake")
     results: list[TableResult] = []
     selection = None
@@ -213,7 +215,10 @@ def run(
                      selection=selection)
 
 
-def _no_files(source: FlatFiles, job: BackfillJob) -> str:
+def _no_files(source: Source, job: BackfillJob) -> str:
+    if not any(source.span(t) for t in job.tables) and job.source == "rest":
+        return (f"no trading day before today between {job.start} and {job.end} for {source.describe()}. "
+                "Hint: pass --start/--end (or --years) of past trading days.")
     held = []
     for table in job.tables:
         span = source.span(table)
@@ -244,7 +249,7 @@ def _run_table(
     table: str,
     listed: list[SourceObject],
     tickers: tuple[str, ...] | None,
-    source: FlatFiles,
+    source: Source,
     lake: Lake,
     store: Store,
     reporter: Reporter,
@@ -300,6 +305,8 @@ def _run_table(
             try:
                 parsed = fut.result()
                 error = None
+            except Unreachable:
+                raise  # a refused key or plan: every other day would fail the same way
             except ColfillError as exc:
                 parsed, error = None, str(exc)
             if parsed is None:
@@ -346,7 +353,7 @@ def _run_table(
 
 
 def _prefetch(
-    pool: ThreadPoolExecutor, source: FlatFiles, days: list[_Day], tickers: tuple[str, ...] | None, depth: int = 2
+    pool: ThreadPoolExecutor, source: Source, days: list[_Day], tickers: tuple[str, ...] | None, depth: int = 2
 ) -> Iterator[tuple[_Day, Future[ParsedFile]]]:
     """Parse up to `depth` files ahead of the consumer, in order."""
     pending: list[tuple[_Day, Future[ParsedFile]]] = []

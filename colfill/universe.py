@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from colfill.errors import NoData
 
 if TYPE_CHECKING:
-    from colfill.sources.flatfiles import FlatFiles
+    from colfill.sources.base import Source
 
 WINDOW_DAYS = 20
 LOOKBACK = dt.timedelta(days=120)  # calendar days listed to find the last WINDOW_DAYS day files
@@ -61,7 +61,7 @@ class Selection:
                 f"over {self.files} day files {self.first}..{self.last}: {names}{more}")
 
 
-def rank(source: FlatFiles, end: dt.date, limit: int, window: int = WINDOW_DAYS) -> Selection:
+def rank(source: Source, end: dt.date, limit: int, window: int = WINDOW_DAYS) -> Selection:
     """The `limit` tickers of highest median daily dollar volume over the last `window` day files up to `end`."""
     import polars as pl
 
@@ -85,12 +85,12 @@ def rank(source: FlatFiles, end: dt.date, limit: int, window: int = WINDOW_DAYS)
                      first=days[0].date, last=days[-1].date, files=len(days), source=source.describe())
 
 
-def selection_path(data_dir: Path, source: FlatFiles, limit: int) -> Path:
+def selection_path(data_dir: Path, source: Source, limit: int) -> Path:
     key = hashlib.sha256(f"{source.describe()}|{limit}".encode()).hexdigest()[:12]
     return data_dir / "selections" / f"limit-{limit}-{key}.json"
 
 
-def choose(source: FlatFiles, data_dir: Path, end: dt.date, limit: int, rerank: bool = False
+def choose(source: Source, data_dir: Path, end: dt.date, limit: int, rerank: bool = False
            ) -> tuple[Selection, bool]:
     """The recorded selection for (source, limit), or a new ranking at `end` (recorded); True when ranked now."""
     path = selection_path(data_dir, source, limit)

@@ -59,9 +59,19 @@ def run(
     source: Annotated[
         str | None,
         typer.Option(envvar="COLFILL_SOURCE", show_envvar=True,
-                     help="Flat-files root: s3://flatfiles (S3 keys in COLFILL_S3_KEY_ID/COLFILL_S3_SECRET, "
-                     "endpoint COLFILL_S3_ENDPOINT) or a local folder with the same layout. Default s3://flatfiles."),
+                     help="Where bars come from: a flat-files root, s3://flatfiles (S3 keys in COLFILL_S3_KEY_ID/"
+                     "COLFILL_S3_SECRET, endpoint COLFILL_S3_ENDPOINT) or a local folder with the same layout; or "
+                     "`rest` for the REST API (key in POLYGON_API_KEY or MASSIVE_API_KEY). Default: flat files when "
+                     "S3 keys are set, else REST when an API key is set."),
     ] = None,
+    rest_url: Annotated[str | None, typer.Option(envvar="COLFILL_REST_URL", show_envvar=True,
+                                                 help="REST host (default https://api.massive.com).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="REST API key (better: POLYGON_API_KEY or MASSIVE_API_KEY); "
+                                                "never printed.", show_default=False)] = None,
+    rate: Annotated[str | None, typer.Option(envvar="COLFILL_REST_RATE", show_envvar=True,
+                                             help="REST requests allowed, e.g. 100/s (paid plans, the default) or "
+                                             "5/min (free plan); never exceeded in any window.")] = None,
+    rest_workers: Annotated[int, typer.Option(help="Concurrent REST requests.")] = 8,
     prefix: Annotated[str, typer.Option(envvar="COLFILL_PREFIX", help="Flat-files prefix.")] = "us_stocks_sip",
     db: DbOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
@@ -103,16 +113,36 @@ def run(
         raise InvalidArgument("--skip-daily and --skip-minute together leave nothing to do")
     tick = tuple(sorted({t.strip() for t in tickers.split(",") if t.strip()})) if tickers else None
     s, e = _dates(start, end, years)
-    tables = tuple(t for t in TABLES if not (t == "bars_1d" and skip_daily) and not (t == "bars_1m" and skip_minute))
-    job = BackfillJob(
-        source=source or env("COLFILL_SOURCE", default="s3://flatfiles") or "s3://flatfiles",
-        start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
-        indicators=IndicatorSet.parse(indicators), prefix=prefix, store_url=db, rerank=rerank,
-    )
+    indicator_set = IndicatorSet.parse(indicators)
     if rerank and limit is None:
         raise InvalidArgument("--rerank re-ranks the tickers of --limit N; give --limit too")
+    rest = None
+    root = source or env("COLFILL_SOURCE") or _default_source()
+    if root == "rest":
+        from colfill.sources.rest import RestSettings
+
+        rest = RestSettings.from_env(url=rest_url, api_key=api_key, rate=rate, workers=rest_workers)
+    tables = tuple(t for t in TABLES if not (t == "bars_1d" and skip_daily) and not (t == "bars_1m" and skip_minute))
+    job = BackfillJob(
+        source=root, rest=rest,
+        start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
+        indicators=indicator_set, prefix=prefix, store_url=db, rerank=rerank,
+    )
     result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     raise typer.Exit(exit_code(result))
+
+
+def _default_source() -> str:
+    """Flat files when S3 keys are set, else REST when an API key is, else say what to set."""
+    from colfill.errors import InvalidArgument
+
+    if env("COLFILL_S3_KEY_ID", "AWS_ACCESS_KEY_ID") and env("COLFILL_S3_SECRET", "AWS_SECRET_ACCESS_KEY"):
+        return "s3://flatfiles"
+    if env("POLYGON_API_KEY", "MASSIVE_API_KEY"):
+        return "rest"
+    raise InvalidArgument("no source: set COLFILL_S3_KEY_ID and COLFILL_S3_SECRET for flat files, or "
+                          "POLYGON_API_KEY (or MASSIVE_API_KEY) for the REST API, or pass --source (a folder, "
+                          "s3://flatfiles or rest).")
 
 
 def exit_code(result: RunResult) -> int:
@@ -134,7 +164,8 @@ def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = No
     err = console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
     store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
-    err.print(f"colfill: {job.source}/{job.prefix} {job.start}..{job.end} → {store.describe()}", highlight=False)
+    origin = f"REST {getattr(job.rest, 'url', 'API')}" if job.source == "rest" else f"{job.source}/{job.prefix}"
+    err.print(f"colfill: {origin} {job.start}..{job.end} → {store.describe()}", highlight=False)
     for notice in getattr(store, "notices", ()):
         err.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()

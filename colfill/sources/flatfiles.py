@@ -242,7 +242,7 @@ def parse(
         frame = frame.filter(pl.col("ticker").is_in(list(tickers)))
         if typed_rejects is not None:
             typed_rejects = typed_rejects.filter(pl.col("ticker").is_in(list(tickers)))
-    bars, rejects = _validate(frame, key, date)
+    bars, rejects = validate(frame, key, date)
     if typed_rejects is not None:
         rejects = pl.concat([typed_rejects, rejects]).sort("line")
     return ParsedFile(bars=bars, rejects=rejects, rows_in=rows_in)
@@ -308,8 +308,9 @@ def _duplicates(frame: pl.DataFrame) -> pl.Expr:
     return key.is_duplicated() & ~key.is_last_distinct()
 
 
-def _validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split parsed rows into sane bars and rejects; reasons are formatted for the rejected rows only."""
+def validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split parsed rows (HEADER columns, `line`, optionally `vw`) into sane bars and rejects; reasons are formatted
+    for the rejected rows only. The REST source validates its bars here too."""
     ts = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us")
     frame = frame.with_columns(ts.alias("ts"), _duplicates(frame).alias("__dup"))
     if date is not None:
@@ -319,7 +320,7 @@ def _validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.D
     frame = frame.with_columns(broken.alias("__bad"))
     bars = frame.filter(~pl.col("__bad")).select(
         "ticker", "ts", "open", "high", "low", "close", "volume",
-        pl.lit(None, dtype=pl.Float64).alias("vw"),
+        pl.col("vw") if "vw" in frame.columns else pl.lit(None, dtype=pl.Float64).alias("vw"),
         "transactions",
     )
     bad = frame.filter(pl.col("__bad"))

@@ -153,40 +153,53 @@ class RestApi:
     def __repr__(self) -> str:
         return f"RestApi({self.settings.url!r}, rate={self.settings.rate})"
 
-    def aggs(self, ticker: str, timespan: str, start: int | str, end: int | str, attempts: int = 3) -> list[Any]:
-        """Every unadjusted bar of `ticker` in [start, end] (epoch ms or YYYY-MM-DD), ascending, following pages of
-        50,000; a malformed page restarts the listing (at most `attempts` times)."""
+    def _call(self, what: str, fn: Any, attempts: int = 3) -> list[Any]:
+        """`fn()` as a list; a malformed page restarts it (at most `attempts` times), a refusal names `what`."""
         from polygon.exceptions import BadResponse
 
         for attempt in range(attempts):
             try:
-                return list(self.client.list_aggs(ticker, 1, timespan, start, end, adjusted=False, sort="asc",
-                                                  limit=50_000))
+                return list(fn())
             except MalformedResponse:
                 if attempt + 1 == attempts:
                     raise
             except BadResponse as exc:
-                raise SourceError(f"the REST API refused aggregates of {ticker!r} {start}..{end}: "
-                                  f"{str(exc)[:300]}") from None
+                raise SourceError(f"the REST API refused {what}: {str(exc)[:300]}") from None
         raise AssertionError("unreachable")
 
+    def aggs(self, ticker: str, timespan: str, start: int | str, end: int | str) -> list[Any]:
+        """Every unadjusted bar of `ticker` in [start, end] (epoch ms or YYYY-MM-DD), ascending, in pages of 50,000
+        (the fewest requests the API allows)."""
+        return self._call(f"aggregates of {ticker!r} {start}..{end}", lambda: self.client.list_aggs(
+            ticker, 1, timespan, start, end, adjusted=False, sort="asc", limit=50_000))
+
+    def grouped(self, date: str) -> list[Any]:
+        """Every ticker's unadjusted day bar of `date` (YYYY-MM-DD) in one request; `timestamp` is 16:00 New York."""
+        return self._call(f"grouped daily bars of {date}", lambda: self.client.get_grouped_daily_aggs(
+            date, adjusted=False))
+
     def bars(self, ticker: str, timespan: str, start: int | str, end: int | str) -> pl.DataFrame:
-        """`aggs` as bars in the flat files' schema (BAR_COLUMNS): `t` (ms) becomes `ts`, `vw` and `n` are kept."""
-        import polars as pl
-
-        from colfill.sources.flatfiles import BAR_COLUMNS
-
-        rows = self.aggs(ticker, timespan, start, end)
-        frame = pl.DataFrame(
-            {"ticker": [ticker] * len(rows), "t": [a.timestamp for a in rows], "open": [a.open for a in rows],
-             "high": [a.high for a in rows], "low": [a.low for a in rows], "close": [a.close for a in rows],
-             "volume": [a.volume for a in rows], "vw": [a.vwap for a in rows],
-             "transactions": [a.transactions for a in rows]},
-            schema={"ticker": pl.Utf8, "t": pl.Int64, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-                    "close": pl.Float64, "volume": pl.Float64, "vw": pl.Float64, "transactions": pl.Int64},
-        )
-        ts = pl.from_epoch("t", time_unit="ms").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts")
-        return frame.select("ticker", ts, *BAR_COLUMNS[2:])
+        """`aggs` as bars in the flat files' schema."""
+        return frame_of(self.aggs(ticker, timespan, start, end), ticker)
 
     def close(self) -> None:
         self.client.client.clear()
+
+
+def frame_of(rows: list[Any], ticker: str | None = None) -> pl.DataFrame:
+    """Aggregates (the client's Agg or GroupedDailyAgg) as bars in the flat files' schema (BAR_COLUMNS): `t` (ms)
+    becomes `ts`, `vw` and `n` are kept; `ticker` for per-ticker aggregates, else each row's own."""
+    import polars as pl
+
+    from colfill.sources.flatfiles import BAR_COLUMNS
+
+    frame = pl.DataFrame(
+        {"ticker": [ticker] * len(rows) if ticker is not None else [a.ticker for a in rows],
+         "t": [a.timestamp for a in rows], "open": [a.open for a in rows], "high": [a.high for a in rows],
+         "low": [a.low for a in rows], "close": [a.close for a in rows], "volume": [a.volume for a in rows],
+         "vw": [a.vwap for a in rows], "transactions": [a.transactions for a in rows]},
+        schema={"ticker": pl.Utf8, "t": pl.Int64, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
+                "close": pl.Float64, "volume": pl.Float64, "vw": pl.Float64, "transactions": pl.Int64},
+    )
+    ts = pl.from_epoch("t", time_unit="ms").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts")
+    return frame.select("ticker", ts, *BAR_COLUMNS[2:])

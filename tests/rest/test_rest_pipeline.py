@@ -1,0 +1,114 @@
+"""REST-sourced days go through the same stages as flat-file days: the same bars served by the replay server and
+read from flat files end as the same stored rows, indicators included; refusals stop the installed command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from colfill.indicators.spec import IndicatorSet
+from colfill.pipeline import BackfillJob, run
+from colfill.sample import generate
+from colfill.sources.flatfiles import CSV_SCHEMA
+from colfill.sources.rest import RestSettings
+from colfill.stores import open_store
+from tests.pipeline.conftest import assert_frames_close, stored
+from tests.polygon_server import PolygonServer
+
+KEY = "rest-key-hunter2"
+START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 15)  # spans the DST change of 2024-03-10
+TICKERS = 6
+BIN = Path(sys.executable).with_name("colfill")
+
+
+@pytest.fixture(scope="module")
+def flatfiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rest-ff")
+    generate(root, START, END, tickers=TICKERS, seed=4)
+    return root
+
+
+def read_all(root: Path, dataset: str) -> pl.DataFrame:
+    paths = sorted((root / "us_stocks_sip" / dataset).rglob("*.csv.gz"))
+    return pl.concat(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None) for p in paths)
+
+
+@pytest.fixture
+def server(flatfiles: Path) -> Any:
+    """The flat files' bars, served as REST aggregates (window_start ns -> t ms; no vw in flat files)."""
+    with PolygonServer(api_key=KEY) as srv:
+        for dataset, timespan in (("minute_aggs_v1", "minute"), ("day_aggs_v1", "day")):
+            frame = read_all(flatfiles, dataset).select(
+                "ticker", (pl.col("window_start") // 1_000_000).alias("t"), pl.col("open").alias("o"),
+                pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
+                pl.col("volume").alias("v"), pl.lit(None).alias("vw"), pl.col("transactions").alias("n"))
+            for (ticker,), part in frame.partition_by("ticker", as_dict=True).items():
+                srv.add_aggs(str(ticker), part.drop("ticker").to_dicts(), timespan)
+        yield srv
+
+
+def backfill(source: str, data: Path, tickers: tuple[str, ...] | None, rest: RestSettings | None = None,
+             tables: tuple[str, ...] = ("bars_1d", "bars_1m")) -> Any:
+    job = BackfillJob(source=source, start=START, end=END, data_dir=data, tables=tables, tickers=tickers,
+                      indicators=IndicatorSet.default(), rest=rest)
+    store = open_store(f"lake:///{data}")
+    try:
+        return run(job, store)
+    finally:
+        store.close()
+
+
+def test_rest_days_equal_flat_file_days(server: PolygonServer, flatfiles: Path, tmp_path: Path) -> None:
+    tickers = tuple(sorted(read_all(flatfiles, "day_aggs_v1")["ticker"].unique().to_list()))
+    settings = RestSettings.from_env(url=server.url, api_key=KEY, rate="1000/s", workers=4)
+    result = backfill("rest", tmp_path / "rest", tickers, settings)
+    assert result.ok, [t.errors for t in result.tables]
+    backfill(str(flatfiles), tmp_path / "ff", tickers)
+    for table in ("bars_1d", "bars_1m"):
+        got, want = stored(tmp_path / "rest", table), stored(tmp_path / "ff", table)
+        assert got.height >= TICKERS * 11  # 11 trading days
+        assert_frames_close(got, want, rel=0)
+    minute_requests = [p for _, p in server.requests if "/range/1/minute/" in p]
+    assert len(minute_requests) == len(tickers)  # 11 trading days fit one window: one request per ticker
+
+
+def test_grouped_daily_fills_every_ticker_restamped_to_new_york_midnight(server: PolygonServer, flatfiles: Path,
+                                                                         tmp_path: Path) -> None:
+    settings = RestSettings.from_env(url=server.url, api_key=KEY, rate="1000/s")
+    assert backfill("rest", tmp_path / "rest", None, settings, tables=("bars_1d",)).ok
+    backfill(str(flatfiles), tmp_path / "ff", None, tables=("bars_1d",))
+    assert_frames_close(stored(tmp_path / "rest", "bars_1d"), stored(tmp_path / "ff", "bars_1d"), rel=0)
+    assert all("/v2/aggs/grouped/" in p for _, p in server.requests)
+
+
+def colfill(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("COLFILL_", "POLYGON_", "MASSIVE_"))}
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=120, env=base | env,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_installed_command_from_rest_and_a_refused_key(server: PolygonServer, tmp_path: Path) -> None:
+    args = ["run", "--source", "rest", "--tickers", "AAPL,MSFT", "--start", str(START), "--end", str(END),
+            "--data-dir", str(tmp_path / "d"), "--skip-minute"]
+    ok = colfill(*args, COLFILL_REST_URL=server.url, POLYGON_API_KEY=KEY)
+    assert ok.returncode == 0, ok.stderr
+    assert f"REST {server.url}" in ok.stderr and KEY not in ok.stderr + ok.stdout
+    refused = colfill(*args, "--data-dir", str(tmp_path / "e"), COLFILL_REST_URL=server.url,
+                      MASSIVE_API_KEY="wrong-key-hunter2")
+    assert refused.returncode == 3, refused.stderr
+    assert "refused the API key (401)" in refused.stderr and "hunter2" not in refused.stderr + refused.stdout
+
+
+def test_no_source_says_what_to_set(tmp_path: Path) -> None:
+    proc = colfill("run", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "set COLFILL_S3_KEY_ID and COLFILL_S3_SECRET for flat files, or POLYGON_API_KEY" in " ".join(
+        proc.stderr.split())
