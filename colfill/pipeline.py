@@ -27,7 +27,7 @@ from typing import Protocol
 
 import polars as pl
 
-from colfill import universe
+from colfill import reference, universe
 from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable, Unreachable
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
@@ -35,6 +35,7 @@ from colfill.indicators.state import normalise
 from colfill.interrupt import Stop
 from colfill.sources.base import Source, open_source
 from colfill.sources.flatfiles import DATASETS, TIMEFRAMES, ParsedFile, SourceObject
+from colfill.sources.rest import RestApi
 from colfill.stage.lake import Lake, ManifestEntry, chain
 from colfill.stores import LoadBatch, Store
 from colfill.universe import Selection
@@ -59,6 +60,7 @@ class BackfillJob:
     store_url: str | None = None
     rest: object | None = None  # RestSettings for `source="rest"` (else read from the environment)
     rerank: bool = False  # --limit: rank again at `end` instead of keeping the recorded choice
+    phases: tuple[str, ...] = ("reference", "corporate")  # REST phases 1 and 2, run when an API key is there
 
     def __post_init__(self) -> None:
         if self.start > self.end:
@@ -100,6 +102,7 @@ class RunResult:
     lake: Path
     stopped: Stop | None = None  # set when a stop was requested (SIGINT/SIGTERM): the run ended early
     selection: Selection | None = None  # --limit's tickers
+    reference: dict[str, int] = field(default_factory=dict)  # rows of tickers, splits, dividends written
 
     @property
     def ok(self) -> bool:
@@ -198,13 +201,21 @@ def run(
     lake = Lake(job.data_dir / "lake")
     results: list[TableResult] = []
     selection = None
+    written: dict[str, int] = {}
     with _exclusive(job.data_dir):
+        api = _reference_api(job, source)
+        for phase in job.phases:
+            if api is not None and not stop.is_set():
+                counts = reference.load(api, store, reference.PHASES[phase])
+                written.update(counts)
+                reporter.note(f"{phase}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
         listings = {table: source.list(table, job.start, job.end) for table in job.tables}
         if not any(listings.values()):
             raise NoData(_no_files(source, job))
         tickers = job.tickers
         if tickers is None and job.limit is not None:
-            selection, ranked = universe.choose(source, job.data_dir, job.end, job.limit, job.rerank)
+            selection, ranked = universe.choose(source, job.data_dir, job.end, job.limit, job.rerank,
+                                                reference.common_stocks(store))
             reporter.note(selection.describe() + ("" if ranked else " (recorded; --rerank ranks again)"))
             tickers = tuple(sorted(selection.tickers))
         for table in job.tables:
@@ -212,7 +223,24 @@ def run(
                 break
             results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop))
     return RunResult(results, store.describe(), lake.root, stopped=stop if stop.is_set() else None,
-                     selection=selection)
+                     selection=selection, reference=written)
+
+
+def _reference_api(job: BackfillJob, source: Source) -> RestApi | None:
+    """The REST API for phases 1 and 2: the source's own, else one when an API key is set, else None (skipped)."""
+    if not job.phases:
+        return None
+    api = getattr(source, "api", None)
+    if isinstance(api, RestApi):
+        return api
+    from colfill.config import env
+    from colfill.sources.rest import RestSettings
+
+    if isinstance(job.rest, RestSettings) and job.rest.api_key:
+        return RestApi(job.rest)
+    if env("POLYGON_API_KEY", "MASSIVE_API_KEY"):
+        return RestApi(RestSettings.from_env())
+    return None
 
 
 def _no_files(source: Source, job: BackfillJob) -> str:

@@ -61,8 +61,10 @@ class Selection:
                 f"over {self.files} day files {self.first}..{self.last}: {names}{more}")
 
 
-def rank(source: Source, end: dt.date, limit: int, window: int = WINDOW_DAYS) -> Selection:
-    """The `limit` tickers of highest median daily dollar volume over the last `window` day files up to `end`."""
+def rank(source: Source, end: dt.date, limit: int, window: int = WINDOW_DAYS, allowed: set[str] | None = None
+         ) -> Selection:
+    """The `limit` tickers of highest median daily dollar volume over the last `window` day files up to `end`;
+    only `allowed` ones (common stocks, once reference data is loaded) when given."""
     import polars as pl
 
     listed = source.list("bars_1d", end - LOOKBACK, end)
@@ -80,6 +82,8 @@ def rank(source: Source, end: dt.date, limit: int, window: int = WINDOW_DAYS) ->
     grid = tickers.join(pl.DataFrame({"day": list(range(len(days)))}), how="cross")
     full = grid.join(sums, on=["ticker", "day"], how="left").with_columns(pl.col("dv").fill_null(0.0))
     medians = full.group_by("ticker").agg(pl.col("dv").median().alias("median"))
+    if allowed is not None:
+        medians = medians.filter(pl.col("ticker").is_in(sorted(allowed)))
     top = medians.sort(["median", "ticker"], descending=[True, False]).head(limit)
     return Selection(limit=limit, tickers=tuple(top["ticker"].to_list()), dollar_volume=tuple(top["median"].to_list()),
                      first=days[0].date, last=days[-1].date, files=len(days), source=source.describe())
@@ -90,13 +94,13 @@ def selection_path(data_dir: Path, source: Source, limit: int) -> Path:
     return data_dir / "selections" / f"limit-{limit}-{key}.json"
 
 
-def choose(source: Source, data_dir: Path, end: dt.date, limit: int, rerank: bool = False
-           ) -> tuple[Selection, bool]:
+def choose(source: Source, data_dir: Path, end: dt.date, limit: int, rerank: bool = False,
+           allowed: set[str] | None = None) -> tuple[Selection, bool]:
     """The recorded selection for (source, limit), or a new ranking at `end` (recorded); True when ranked now."""
     path = selection_path(data_dir, source, limit)
     if path.exists() and not rerank:
         return Selection.from_json(path.read_text()), False
-    chosen = rank(source, end, limit)
+    chosen = rank(source, end, limit, allowed=allowed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(chosen.to_json())

@@ -92,3 +92,10 @@ def test_run_prints_and_keeps_the_chosen_tickers(root: Path, tmp_path: Path) -> 
     con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
     assert sorted(r[0] for r in con.execute("SELECT DISTINCT ticker FROM bars_1d").fetchall()) == sorted(top)
     con.close()
+
+
+def test_only_allowed_tickers_are_ranked(root: Path) -> None:
+    everything = by_hand(root, END, 30)
+    allowed = set(everything[1::2])  # as if only these were common stocks
+    chosen = rank(FlatFiles(str(root)), END, 5, allowed=allowed)
+    assert list(chosen.tickers) == [t for t in everything if t in allowed][:5]

@@ -76,6 +76,9 @@ def summary(console: Console, result: RunResult, seconds: float) -> None:
                       f"{t.rejected:,}", f"{t.loaded_rows:,}", f"{rate:,.0f}")
     console.print(table)
     console.print(f"lake: {result.lake}   time: {seconds:.1f} s", highlight=False)
+    if result.reference:
+        console.print("  reference data: " + ", ".join(f"{n:,} {t}" for t, n in result.reference.items()),
+                      highlight=False)
     for line in (n for t in result.tables for n in t.notes):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     problems = [e for t in result.tables for e in t.errors]

@@ -56,6 +56,10 @@ def run(
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
     skip_daily: Annotated[bool, typer.Option("--skip-daily", help="Do not load day bars (bars_1d).")] = False,
     skip_minute: Annotated[bool, typer.Option("--skip-minute", help="Do not load minute bars (bars_1m).")] = False,
+    skip_reference: Annotated[bool, typer.Option("--skip-reference", help="Do not load reference data (tickers) "
+                                                 "from REST (phase 1; runs when an API key is set).")] = False,
+    skip_corporate: Annotated[bool, typer.Option("--skip-corporate", help="Do not load corporate actions (splits, "
+                                                 "dividends) from REST (phase 2).")] = False,
     source: Annotated[
         str | None,
         typer.Option(envvar="COLFILL_SOURCE", show_envvar=True,
@@ -127,6 +131,7 @@ def run(
         source=root, rest=rest,
         start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
         indicators=indicator_set, prefix=prefix, store_url=db, rerank=rerank,
+        phases=tuple(p for p, skip in (("reference", skip_reference), ("corporate", skip_corporate)) if not skip),
     )
     result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     raise typer.Exit(exit_code(result))

@@ -82,6 +82,14 @@ class Store(Protocol):
         creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows."""
         ...
 
+    def write_reference(self, table: str, rows: pa.Table) -> int:
+        """Upsert rows of `tickers`, `splits` or `dividends` (schemas in `colfill.reference`) by their key."""
+        ...
+
+    def read_reference(self, table: str) -> pa.Table | None:
+        """Every row of a reference table; None when there is none."""
+        ...
+
     def activity(self, table: str) -> str:
         """Work beyond loading rows so far (e.g. chunks compressed), for the progress display; "" for none."""
         ...

@@ -66,6 +66,10 @@ def sql_type(t: pa.DataType) -> str:
         return "TIMESTAMPTZ"
     if pa.types.is_integer(t):
         return "BIGINT"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_date(t):
+        return "DATE"
     if pa.types.is_floating(t):
         return "DOUBLE"
     if pa.types.is_date(t):
@@ -245,6 +249,34 @@ class DuckDBStore:
                     raise
                 raise StoreError(f"saving the indicator state into {self.path} failed: {exc}") from exc
         return rows.num_rows
+
+    def write_reference(self, table: str, rows: pa.Table) -> int:
+        """Upsert reference rows (`colfill.reference`: tickers, splits, dividends) by the dataset's key."""
+        from colfill.reference import DATASETS
+
+        ds = DATASETS[table]
+        cols = ", ".join(f"{quote(f.name)} {sql_type(f.type)}" for f in rows.schema)
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({cols}, PRIMARY KEY "
+                            f"({', '.join(quote(k) for k in ds.key)}))")
+                con.register("__colfill_reference", rows)
+                names = ", ".join(quote(f.name) for f in rows.schema)
+                con.execute(f"INSERT OR REPLACE INTO {quote(table)} ({names}) SELECT {names} FROM __colfill_reference")
+                con.unregister("__colfill_reference")
+                con.execute("COMMIT")
+            except Exception as exc:
+                con.execute("ROLLBACK")
+                raise StoreError(f"saving {table} into {self.path} failed: {exc}") from exc
+        return rows.num_rows
+
+    def read_reference(self, table: str) -> pa.Table | None:
+        with self._lock:
+            if not self._table_columns(table):
+                return None
+            return self.con.sql(f"SELECT * FROM {quote(table)}").to_arrow_table()
 
     def activity(self, table: str) -> str:
         return ""

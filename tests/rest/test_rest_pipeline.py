@@ -86,7 +86,34 @@ def test_grouped_daily_fills_every_ticker_restamped_to_new_york_midnight(server:
     assert backfill("rest", tmp_path / "rest", None, settings, tables=("bars_1d",)).ok
     backfill(str(flatfiles), tmp_path / "ff", None, tables=("bars_1d",))
     assert_frames_close(stored(tmp_path / "rest", "bars_1d"), stored(tmp_path / "ff", "bars_1d"), rel=0)
-    assert all("/v2/aggs/grouped/" in p for _, p in server.requests)
+    bars = [p for _, p in server.requests if p.startswith("/v2/aggs/")]
+    assert len(bars) == 11 and all(p.startswith("/v2/aggs/grouped/") for p in bars)  # one request a day
+
+
+def test_reference_and_corporate_phases_load_every_page_once(server: PolygonServer, tmp_path: Path) -> None:
+    import duckdb
+
+    settings = RestSettings.from_env(url=server.url, api_key=KEY, rate="1000/s")
+    data = tmp_path / "rest"
+    for _ in range(2):  # a rerun replaces, never adds
+        result = backfill("rest", data, ("AAPL",), settings, tables=("bars_1d",))
+        assert result.ok and result.reference["tickers"] == 4  # two recorded pages of two
+    con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
+    tickers = con.execute("SELECT ticker, type, active, cik FROM tickers ORDER BY ticker").fetchall()
+    splits = con.execute("SELECT count(*), count(DISTINCT (ticker, execution_date)) FROM splits").fetchone()
+    divs = con.execute("SELECT count(*), min(ex_dividend_date) FROM dividends").fetchone()
+    con.close()
+    assert tickers[0] == ("A", "CS", True, "0001090872") and len(tickers) == 4
+    assert splits is not None and splits[0] == splits[1] == result.reference["splits"] > 0
+    assert divs is not None and divs[0] == result.reference["dividends"] > 0
+    skipped = tmp_path / "skipped"
+    job = BackfillJob(source="rest", start=START, end=END, data_dir=skipped, tables=("bars_1d",), tickers=("AAPL",),
+                      rest=settings, phases=())
+    store = open_store(f"lake:///{skipped}")
+    try:
+        assert run(job, store).reference == {} and store.read_reference("tickers") is None
+    finally:
+        store.close()
 
 
 def colfill(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

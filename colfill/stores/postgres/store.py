@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from colfill.errors import StoreError
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import BAR_TABLES, LoadBatch
@@ -13,6 +15,7 @@ from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, bars_schema
 from colfill.stores.postgres.state import _StateHandoff
 from colfill.stores.postgres.status import _Status
+from colfill.stores.timescale import quote_ident
 
 
 @dataclass
@@ -73,6 +76,33 @@ class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
             tables.append(tsdb.DAILY_CAGG)
         return InitReport(self.schema, tables, self.hypertables, self.ts_version if self.hypertables else None,
                           list(self.notices))
+
+    def write_reference(self, table: str, rows: pa.Table) -> int:
+        """Upsert reference rows (`colfill.reference`) by the dataset's key, in one statement over arrays."""
+        from colfill.reference import DATASETS
+
+        ds = DATASETS[table]
+        types = {"string": "text", "bool": "boolean", "date": "date", "float64": "double precision",
+                 "int64": "bigint", "timestamp": "timestamptz"}
+        names = [n for n, _ in ds.columns]
+        arrays = ", ".join(f"%s::{types[k]}[]" for _, k in ds.columns)
+        update = ", ".join(f"{quote_ident(n)} = EXCLUDED.{quote_ident(n)}" for n in names if n not in ds.key)
+        sql = (f"INSERT INTO {self._rel(table)} ({', '.join(quote_ident(n) for n in names)}) "
+               f"SELECT * FROM unnest({arrays}) ON CONFLICT ({', '.join(ds.key)}) DO UPDATE SET {update}")
+        with self._ddl() as s:  # the schema made if needed, one transaction, its errors scrubbed
+            s.execute(f"CREATE TABLE IF NOT EXISTS {self._rel(table)} {REFERENCE_DDL[table]}")
+            if rows.num_rows:
+                s.execute(sql, [rows.column(n).to_pylist() for n in names])
+        return rows.num_rows
+
+    def read_reference(self, table: str) -> pa.Table | None:
+        from colfill.reference import DATASETS, arrow_schema
+
+        ds = DATASETS[table]
+        if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
+            return None
+        rows = self._read_rows(f"SELECT {', '.join(quote_ident(n) for n, _ in ds.columns)} FROM {self._rel(table)}")
+        return pa.Table.from_pylist([dict(zip([n for n, _ in ds.columns], r)) for r in rows], schema=arrow_schema(ds))
 
     def close(self) -> None:
         self._pool.close()
