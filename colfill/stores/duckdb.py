@@ -270,7 +270,21 @@ class DuckDBStore:
             except Exception as exc:
                 con.execute("ROLLBACK")
                 raise StoreError(f"saving {table} into {self.path} failed: {exc}") from exc
+        if table == "splits":
+            self.adjusted_views()
         return rows.num_rows
+
+    def adjusted_views(self) -> None:
+        """`split_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars table exist."""
+        from colfill.adjust import SPLIT_FACTORS_SQL, adjusted_view_sql
+
+        with self._lock:
+            if not self._table_columns("splits"):
+                return
+            self.con.execute(f"CREATE OR REPLACE VIEW split_factors AS {SPLIT_FACTORS_SQL}")
+            for table in BAR_TABLES:
+                if self._table_columns(table):
+                    self.con.execute(f"CREATE OR REPLACE VIEW {table}_adjusted AS {adjusted_view_sql(table)}")
 
     def read_reference(self, table: str) -> pa.Table | None:
         with self._lock:
@@ -282,6 +296,7 @@ class DuckDBStore:
         return ""
 
     def finish(self, table: str) -> list[str]:
+        self.adjusted_views()
         return []
 
     def close(self) -> None:

@@ -186,6 +186,7 @@ class LakeStore(DuckDBStore):
             except Exception:
                 self.con.execute("ROLLBACK")
                 raise
+        self.adjusted_views()
         self._refreshed = time.monotonic()
 
 

@@ -1,0 +1,42 @@
+"""Split-adjusted views of the bars (`bars_1m_adjusted`, `bars_1d_adjusted`) in the DuckDB stores.
+
+Flat files and colfill's REST requests are unadjusted (`adjusted=false`), so stored bars and their
+indicators are of the series as it traded. The adjusted views restate it as of today:
+
+    factor(bar) = product of split_to / split_from over the ticker's splits with execution_date > the bar's
+                  New York trading date
+    open, high, low, close, vw  ->  value / factor          volume  ->  volume * factor
+
+A split takes effect at the open of its execution date, so that day's bars are already post-split (factor
+1 from the last split on). `split_factors` holds one row per split: the factor of every bar in
+[since, until), since being the previous split's date; the views join it by range, so each bar meets at
+most one row. The indicator columns stay those of the unadjusted series (an adjusted SMA is not the SMA
+of adjusted closes after a split day, so it is not faked by dividing).
+"""
+
+from __future__ import annotations
+
+from colfill.stores.base import BAR_TABLES
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "vw")
+
+SPLIT_FACTORS_SQL = """
+SELECT ticker,
+       coalesce(lag(execution_date) OVER (PARTITION BY ticker ORDER BY execution_date), DATE '1800-01-01') AS since,
+       execution_date AS until,
+       product(split_to / split_from) OVER (PARTITION BY ticker ORDER BY execution_date DESC
+                                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS factor
+FROM splits
+WHERE split_from > 0 AND split_to > 0
+"""
+
+
+def adjusted_view_sql(table: str) -> str:
+    """`table` with prices divided and volume multiplied by the split factor of each bar's trading date."""
+    assert table in BAR_TABLES
+    replace = ", ".join(f"b.{c} / coalesce(f.factor, 1) AS {c}" for c in PRICE_COLUMNS)
+    return (
+        f"SELECT b.* REPLACE ({replace}, b.volume * coalesce(f.factor, 1) AS volume) "
+        f"FROM {table} b LEFT JOIN split_factors f ON f.ticker = b.ticker "
+        "AND timezone('America/New_York', b.ts)::DATE >= f.since AND timezone('America/New_York', b.ts)::DATE < f.until"
+    )
