@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["IncrementalIndicatorProcessor", "__version__"]
+__all__ = ["BackfillOrchestrator", "IncrementalIndicatorProcessor", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -13,4 +13,8 @@ def __getattr__(name: str) -> object:
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
         return IncrementalIndicatorProcessor
+    if name == "BackfillOrchestrator":
+        from colfill.orchestrator import BackfillOrchestrator
+
+        return BackfillOrchestrator
     raise AttributeError(f"module 'colfill' has no attribute {name!r}")

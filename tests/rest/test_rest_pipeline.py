@@ -139,3 +139,18 @@ def test_no_source_says_what_to_set(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "set COLFILL_S3_KEY_ID and COLFILL_S3_SECRET for flat files, or POLYGON_API_KEY" in " ".join(
         proc.stderr.split())
+
+
+def test_the_original_python_api(server: PolygonServer, flatfiles: Path, tmp_path: Path) -> None:
+    from colfill import BackfillOrchestrator
+
+    orch = BackfillOrchestrator(polygon_api_key=KEY, db_writer=f"lake:///{tmp_path / 'o'}", years_back=1,
+                                data_dir=tmp_path / "o", rest_url=server.url, rate="1000/s", start=START, end=END)
+    try:
+        summary = orch.run_full_backfill(["AAPL", "MSFT"])
+    finally:
+        orch.close()
+    assert summary["reference"] == {"tickers": 4} and summary["corporate"]["splits"] > 0
+    assert summary["daily"]["staged"] == summary["minute"]["staged"] == 11
+    assert summary["minute"]["errors"] == [] and summary["minute"]["rows"] == stored(tmp_path / "o", "bars_1m").height
+    assert set(stored(tmp_path / "o", "bars_1d")["ticker"]) == {"AAPL", "MSFT"}
