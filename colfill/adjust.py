@@ -40,3 +40,29 @@ def adjusted_view_sql(table: str) -> str:
         f"FROM {table} b LEFT JOIN split_factors f ON f.ticker = b.ticker "
         "AND timezone('America/New_York', b.ts)::DATE >= f.since AND timezone('America/New_York', b.ts)::DATE < f.until"
     )
+
+
+def pg_split_factors_sql(splits: str) -> str:
+    """`split_factors` in PostgreSQL (no product aggregate: exp of a sum of logs in numeric, exact to float8)."""
+    return (
+        "SELECT ticker, coalesce(lag(execution_date) OVER (PARTITION BY ticker ORDER BY execution_date), "
+        "DATE '1800-01-01') AS since, execution_date AS until, "
+        "exp(sum(ln(split_to::numeric / split_from::numeric)) OVER (PARTITION BY ticker ORDER BY execution_date "
+        "DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))::float8 AS factor "
+        f"FROM {splits} WHERE split_from > 0 AND split_to > 0"
+    )
+
+
+def pg_adjusted_view_sql(bars: str, factors: str, columns: list[str]) -> str:
+    """The adjusted view in PostgreSQL, with the table's `columns` listed (no `* REPLACE` there)."""
+    def column(c: str) -> str:
+        q = '"' + c.replace('"', '""') + '"'
+        if c in PRICE_COLUMNS:
+            return f"b.{q} / coalesce(f.factor, 1) AS {q}"
+        if c == "volume":
+            return f"b.{q} * coalesce(f.factor, 1) AS {q}"
+        return f"b.{q}"
+
+    day = "(b.ts AT TIME ZONE 'America/New_York')::date"
+    return (f"SELECT {', '.join(column(c) for c in columns)} FROM {bars} b LEFT JOIN {factors} f "
+            f"ON f.ticker = b.ticker AND {day} >= f.since AND {day} < f.until")

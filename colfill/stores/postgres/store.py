@@ -93,7 +93,31 @@ class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
             s.execute(f"CREATE TABLE IF NOT EXISTS {self._rel(table)} {REFERENCE_DDL[table]}")
             if rows.num_rows:
                 s.execute(sql, [rows.column(n).to_pylist() for n in names])
+        if table == "splits":
+            self.adjusted_views()
         return rows.num_rows
+
+    def adjusted_views(self) -> None:
+        """`split_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars table exist."""
+        from colfill.adjust import pg_adjusted_view_sql, pg_split_factors_sql
+
+        if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel("splits")]):
+            return
+        factors = self._rel("split_factors")
+        with self._ddl() as s:
+            s.execute(f"CREATE OR REPLACE VIEW {factors} AS {pg_split_factors_sql(self._rel('splits'))}")
+            for table in BAR_TABLES:
+                kind, columns = self._existing(s, table)
+                if kind is None:
+                    continue
+                view = self._rel(f"{table}_adjusted")
+                s.execute(f"DROP VIEW IF EXISTS {view}")  # its columns follow the table's (new indicators)
+                s.execute(f"CREATE VIEW {view} AS {pg_adjusted_view_sql(self._rel(table), factors, list(columns))}")
+
+    def finish(self, table: str) -> list[str]:
+        lines = super().finish(table)
+        self.adjusted_views()
+        return lines
 
     def read_reference(self, table: str) -> pa.Table | None:
         from colfill.reference import DATASETS, arrow_schema
