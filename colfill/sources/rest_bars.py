@@ -30,7 +30,7 @@ from colfill.sources.rest import RestApi, frame_of
 if TYPE_CHECKING:
     import polars as pl
 
-WINDOW_DAYS = {"bars_1m": 40, "bars_1d": 250}  # 40 x 960 extended-hours minutes < 50,000: one page a window
+WINDOW_DAYS = {"bars_1m": 52, "bars_1d": 250}  # 52 x 960 extended-hours minutes <= 50,000: one page a window
 
 
 class RestBars:
