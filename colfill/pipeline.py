@@ -373,7 +373,7 @@ def _run_table(
             submit_load(day, pl.read_parquet(lake.partition(table, day.date, lineage)))
         for item in in_flight:
             _collect(*item)
-    res.notes += store.finish(table)
+    res.notes += store.finish(table) + source.notes(table)
     res.done = res.staged + res.failed  # every staged day's load was collected above, even after a stop
     lake.prune_states(table, lineage, keep=set())
     res.seconds = time.perf_counter() - t0

@@ -6,6 +6,7 @@ the same validation, indicator chain, lake and stores.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +29,10 @@ class Source(Protocol):
 
     def span(self, table: str) -> tuple[dt.date, dt.date] | None:
         """First and last date the source holds, when it can tell (for the no-data message)."""
+        ...
+
+    def notes(self, table: str) -> builtins.list[str]:
+        """What the run's summary should say about the source after `table` (e.g. tickers it had no bars of)."""
         ...
 
 

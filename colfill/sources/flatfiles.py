@@ -13,6 +13,7 @@ number and reason; the good rows of the file still load.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import gzip
 import io
@@ -162,6 +163,9 @@ class FlatFiles:
 
     def read(self, obj: SourceObject, tickers: tuple[str, ...] | None = None) -> ParsedFile:
         return parse(self.read_bytes(obj), obj.key, tickers, obj.date)
+
+    def notes(self, table: str) -> builtins.list[str]:
+        return []
 
 
 def _etag(info: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ so indicators, lake, stores and exactly-once hold whichever source filled a day.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,8 @@ class RestBars:
         self.api = api
         self.today = today or dt.datetime.now(NEW_YORK).date()
         self._cache: dict[tuple[str, tuple[str, ...]], dict[dt.date, pl.DataFrame]] = {}
+        self._asked: dict[str, set[str]] = {}  # tickers requested per table, and those that had bars
+        self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -57,6 +60,14 @@ class RestBars:
 
     def span(self, table: str) -> tuple[dt.date, dt.date] | None:
         return None  # REST names no dates of its own
+
+    def notes(self, table: str) -> builtins.list[str]:
+        """Tickers asked for that REST had no bar of (unknown, or not trading in the range): reported, not fatal."""
+        missing = sorted(self._asked.get(table, set()) - self._seen.get(table, set()))
+        if not missing:
+            return []
+        shown = ", ".join(missing[:20]) + (f" (+{len(missing) - 20} more)" if len(missing) > 20 else "")
+        return [f"{table}: REST had no bars of {shown}: unknown tickers, or none traded in the range"]
 
     def read(self, obj: SourceObject, tickers: tuple[str, ...] | None = None) -> ParsedFile:
         table = "bars_1m" if "/minute_aggs_v1/" in obj.key else "bars_1d"
@@ -95,6 +106,8 @@ class RestBars:
                 with ThreadPoolExecutor(self.api.settings.workers, thread_name_prefix="colfill-rest") as pool:
                     frames = list(pool.map(lambda t: self.api.bars(t, timespan, start, end), tickers))
                 frame = pl.concat(frames) if frames else frame_of([])
+                self._asked.setdefault(table, set()).update(tickers)
+                self._seen.setdefault(table, set()).update(frame["ticker"].unique().to_list())
                 frame = frame.with_columns(session_dates(frame["ts"]).alias("__date"))
                 parts = frame.partition_by("__date", as_dict=True, include_key=False)
                 days = {d: parts.get((d,), frame_of([])) for d in window}

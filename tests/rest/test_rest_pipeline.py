@@ -123,11 +123,12 @@ def colfill(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_installed_command_from_rest_and_a_refused_key(server: PolygonServer, tmp_path: Path) -> None:
-    args = ["run", "--source", "rest", "--tickers", "AAPL,MSFT", "--start", str(START), "--end", str(END),
+    args = ["run", "--source", "rest", "--tickers", "AAPL,MSFT,NOSUCH", "--start", str(START), "--end", str(END),
             "--data-dir", str(tmp_path / "d"), "--skip-minute"]
     ok = colfill(*args, COLFILL_REST_URL=server.url, POLYGON_API_KEY=KEY)
     assert ok.returncode == 0, ok.stderr
     assert f"REST {server.url}" in ok.stderr and KEY not in ok.stderr + ok.stdout
+    assert "bars_1d: REST had no bars of NOSUCH: unknown tickers" in " ".join(ok.stderr.split())
     refused = colfill(*args, "--data-dir", str(tmp_path / "e"), COLFILL_REST_URL=server.url,
                       MASSIVE_API_KEY="wrong-key-hunter2")
     assert refused.returncode == 3, refused.stderr
