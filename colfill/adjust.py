@@ -31,6 +31,16 @@ WHERE split_from > 0 AND split_to > 0
 """
 
 
+def duckdb_views(relations: set[str]) -> dict[str, str]:
+    """The views to create (name -> SELECT) in a DuckDB connection that has `relations` (tables or views):
+    none without `splits`, else `split_factors` and an adjusted view per bars relation present."""
+    if "splits" not in relations:
+        return {}
+    views = {"split_factors": SPLIT_FACTORS_SQL}
+    views.update({f"{t}_adjusted": adjusted_view_sql(t) for t in BAR_TABLES if t in relations})
+    return views
+
+
 def adjusted_view_sql(table: str) -> str:
     """`table` with prices divided and volume multiplied by the split factor of each bar's trading date."""
     assert table in BAR_TABLES

@@ -110,7 +110,7 @@ class RunResult:
 
     @property
     def interrupted(self) -> bool:
-        return self.stopped is not None and self.stopped.is_set()
+        return self.stopped is not None  # set only when a stop was requested
 
     def progress(self) -> tuple[int, int]:
         """(days done, days planned) over the tables this run reached."""
@@ -244,13 +244,11 @@ def _reference_api(job: BackfillJob, source: Source) -> RestApi | None:
 
 
 def _no_files(source: Source, job: BackfillJob) -> str:
-    if not any(source.span(t) for t in job.tables) and job.source == "rest":
+    if job.source == "rest":
         return (f"no trading day before today between {job.start} and {job.end} for {source.describe()}. "
                 "Hint: pass --start/--end (or --years) of past trading days.")
-    held = []
-    for table in job.tables:
-        span = source.span(table)
-        held.append(f"{DATASETS[table]} holds {span[0]}..{span[1]}" if span else f"{DATASETS[table]} has no files")
+    spans = {t: source.span(t) for t in job.tables}  # a listing each: computed once
+    held = [f"{DATASETS[t]} holds {s[0]}..{s[1]}" if s else f"{DATASETS[t]} has no files" for t, s in spans.items()]
     return (f"no flat files in {source.describe()} between {job.start} and {job.end}: {'; '.join(held)}. "
             "Hint: pass --start/--end (or --years with --end) within those dates.")
 
@@ -299,7 +297,7 @@ def _run_table(
     workers = max(1, int(getattr(store, "load_workers", 1)))
     in_flight: list[tuple[_Day, Future[int]]] = []
 
-    after_commit = bool(getattr(store, "lake_is_store", False))
+    after_commit = store.lake_is_store
 
     def submit_load(day: _Day, bars: pl.DataFrame, commit: Future[None] | None = None) -> None:
         batch = LoadBatch(table, day.date, bars.to_arrow(), day.obj.key, day.obj.etag, day.obj.size,

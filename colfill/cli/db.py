@@ -107,6 +107,8 @@ def _print_status(console: Console, tables: list[TableStatus]) -> None:
     from rich import box
     from rich.table import Table
 
+    from colfill.stores.base import human_bytes
+
     hyper = any(t.chunks is not None for t in tables)
     out = Table(box=box.SIMPLE_HEAD)
     columns = ["table", "kind", "rows", "first (UTC)", "last (UTC)", "tickers", "days", "size"]
@@ -117,7 +119,7 @@ def _print_status(console: Console, tables: list[TableStatus]) -> None:
         rows = "" if t.rows is None else f"{t.rows:,}" if t.rows_exact else f"~{t.rows:,}"
         tickers = _num(t.tickers) + (" (last day)" if t.tickers_last_day else "")
         cells = [t.table, t.kind, rows, _when(t.first_ts), _when(t.last_ts), tickers, _num(t.days),
-                 _size(t.size_bytes)]
+                 human_bytes(t.size_bytes)]
         if hyper:
             cells += ["" if t.chunks is None else f"{t.compressed_chunks or 0}/{t.chunks}",
                       f"{t.compression_ratio:.1f}x" if t.compression_ratio else ""]
@@ -131,14 +133,3 @@ def _when(ts: dt.datetime | None) -> str:
 
 def _num(n: int | None) -> str:
     return "" if n is None else f"{n:,}"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return ""
-    size, unit = float(n), "B"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            break
-        size /= 1024
-    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -45,14 +45,11 @@ def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-d
     for name, view in views.items():  # built from the lake now, so a moved data dir reads right too
         if view is not None and name not in tables:
             con.execute(f'CREATE VIEW "{name}" AS {view}')
-    if "splits" in tables:  # split-adjusted views over whichever bars views this connection has
-        from colfill.adjust import SPLIT_FACTORS_SQL, adjusted_view_sql
+    from colfill.adjust import duckdb_views
 
-        con.execute(f"CREATE VIEW split_factors AS {SPLIT_FACTORS_SQL}")
-        have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-        for bars in ("bars_1m", "bars_1d"):
-            if bars in have:
-                con.execute(f"CREATE VIEW {bars}_adjusted AS {adjusted_view_sql(bars)}")
+    have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    for name, view in duckdb_views(have).items():  # split-adjusted views over this connection's bars views
+        con.execute(f'CREATE VIEW "{name}" AS {view}')
     for table_dir in sorted(lake.root.glob("table=*")):
         table = table_dir.name.split("=", 1)[1]
         glob = (table_dir / "date=*" / "*.parquet").as_posix()

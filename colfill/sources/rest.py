@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,8 +114,9 @@ def _make_pool(settings: RestSettings, limiter: RateLimiter, headers: dict[str, 
                 if attempt + 1 < MAX_ATTEMPTS:
                     time.sleep(wait if wait is not None else
                                random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** attempt)))
-            raise TransientError(f"the REST API did not answer {path} after {MAX_ATTEMPTS} attempts (last: {last}). "
-                                 "Hint: a transient fault or throttling; run again, or lower --rate.")
+            raise TransientError(f"the REST API at {settings.url} did not answer {path} after {MAX_ATTEMPTS} attempts "
+                                 f"(last: {last}). Hint: check --rest-url/COLFILL_REST_URL; else a transient fault "
+                                 "or throttling: run again, or lower --rate.")
 
     return LimitedPool(num_pools=4, maxsize=max(1, settings.workers), headers=headers, block=True)
 
@@ -148,7 +148,6 @@ class RestApi:
         self.client = RESTClient(settings.api_key.reveal(), base=settings.url, retries=0, pagination=True,
                                  custom_json=_StrictJson)
         self.client.client = _make_pool(settings, self.limiter, dict(self.client.headers))
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RestApi({self.settings.url!r}, rate={self.settings.rate})"

@@ -37,9 +37,6 @@ WINDOW_DAYS = {"bars_1m": 52, "bars_1d": 250}  # 52 x 960 extended-hours minutes
 class RestBars:
     """The REST API as a source of day partitions (see the module docstring)."""
 
-    root = "rest"
-    prefix = "us_stocks"
-
     def __init__(self, api: RestApi, today: dt.date | None = None) -> None:
         self.api = api
         self.today = today or dt.datetime.now(NEW_YORK).date()

@@ -21,7 +21,19 @@ BAR_TABLES = ("bars_1m", "bars_1d")
 # Indicator state rows for the live engine's hand-off: the columns of `colfill.indicators.state` plus
 # `indicators` (the IndicatorSet token the row was computed for) and `saved_at`; key (ticker, timeframe).
 STATE_TABLE = "indicator_state"
-__all__ = ["BAR_TABLES", "NEW_YORK", "STATE_TABLE", "LoadBatch", "Store", "day_bounds"]
+__all__ = ["BAR_TABLES", "NEW_YORK", "STATE_TABLE", "LoadBatch", "Store", "day_bounds", "human_bytes"]
+
+
+def human_bytes(n: int | None) -> str:
+    """`1536` -> `1.5 kB` (binary multiples), "" for None: sizes in status, progress and summaries."""
+    if n is None:
+        return ""
+    size, unit = float(n), "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
 
 
 @dataclass(frozen=True)

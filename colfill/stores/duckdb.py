@@ -276,15 +276,13 @@ class DuckDBStore:
 
     def adjusted_views(self) -> None:
         """`split_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars table exist."""
-        from colfill.adjust import SPLIT_FACTORS_SQL, adjusted_view_sql
+        from colfill.adjust import duckdb_views
 
         with self._lock:
-            if not self._table_columns("splits"):
-                return
-            self.con.execute(f"CREATE OR REPLACE VIEW split_factors AS {SPLIT_FACTORS_SQL}")
-            for table in BAR_TABLES:
-                if self._table_columns(table):
-                    self.con.execute(f"CREATE OR REPLACE VIEW {table}_adjusted AS {adjusted_view_sql(table)}")
+            present = {r[0] for r in self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
+            for name, sql in duckdb_views(present).items():
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
     def read_reference(self, table: str) -> pa.Table | None:
         with self._lock:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from colfill.calendar import day_bounds
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import LoadBatch
+from colfill.stores.base import LoadBatch, human_bytes
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.session import _Session
 
@@ -45,15 +45,7 @@ class Compression:
             return ""
         ratio = f", {self.ratio:.1f}x" if self.ratio else ""
         plural = "" if self.chunks == 1 else "s"
-        return f"compressed {self.chunks} chunk{plural} {_size(self.before)} -> {_size(self.after)}{ratio}"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+        return f"compressed {self.chunks} chunk{plural} {human_bytes(self.before)} -> {human_bytes(self.after)}{ratio}"
 
 
 MAX_ERRORS = 3  # compression errors kept for the summary (the same cause tends to repeat for every day)
