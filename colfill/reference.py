@@ -9,7 +9,10 @@ its key, so a rerun replaces rows instead of adding them. Splits drive the split
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ DATASETS: dict[str, Dataset] = {d.table: d for d in (
         ("frequency", "int64"), ("id", "string")), ("ticker", "ex_dividend_date", "dividend_type")),
 )}
 PHASES = {"reference": ("tickers",), "corporate": ("splits", "dividends")}
+FRESH = dt.timedelta(hours=20)  # a table loaded into a store more recently than this is not fetched again
 
 
 def arrow_schema(ds: Dataset) -> pa.Schema:
@@ -86,9 +90,43 @@ def fetch(api: RestApi, table: str) -> pa.Table:
     return to_table(ds, api._call(f"/v3/reference/{table}", lambda: listing(limit=1000, **extra)))
 
 
-def load(api: RestApi, store: Any, tables: tuple[str, ...]) -> dict[str, int]:
-    """Fetch and upsert each table; rows written per table."""
-    return {t: store.write_reference(t, fetch(api, t)) for t in tables}
+def load(api: RestApi, store: Any, tables: tuple[str, ...], records: Path | None = None,
+         max_age: dt.timedelta = FRESH) -> dict[str, int | str]:
+    """Fetch and upsert each table; rows written per table, or a note for a table kept as loaded.
+
+    With `records` (a folder), each table's load is recorded there per store, and a table this store got less
+    than `max_age` ago is not fetched again: reference data changes daily at most, so a rerun (or a run
+    resumed after an interrupt) goes straight to what it lacks.
+    """
+    out: dict[str, int | str] = {}
+    for t in tables:
+        record = records / f"{t}.json" if records is not None else None
+        seen = _fresh(record, store.describe(), max_age)
+        if seen is not None:
+            out[t] = seen
+            continue
+        out[t] = store.write_reference(t, fetch(api, t))
+        if record is not None:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"store": store.describe(), "rows": out[t],
+                                       "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat()}))
+            os.replace(tmp, record)
+    return out
+
+
+def _fresh(record: Path | None, store: str, max_age: dt.timedelta) -> str | None:
+    """"kept (N rows, fetched Xh ago)" when `record` says this store loaded the table within `max_age`."""
+    if record is None or not record.exists():
+        return None
+    try:
+        got = json.loads(record.read_text())
+        age = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(got["fetched_at"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if got.get("store") != store or not dt.timedelta(0) <= age < max_age:
+        return None
+    return f"{got['rows']:,} kept (fetched {age.total_seconds() / 3600:.1f} h ago; refreshed daily)"
 
 
 def common_stocks(store: Any) -> set[str] | None:

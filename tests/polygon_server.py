@@ -2,8 +2,12 @@
 
 It answers from three sources, in this order: generated aggregates (`add_aggs`), the recorded mocks of the
 official client's own test suite (see `shared/fixtures/polygon/SOURCE.md`), and empty Polygon-shaped answers
-for aggregates nobody added. Faults (`inject`) and a global `latency` let tests exercise retries, timeouts
-and rate limits; `requests` logs every request received so tests can count and time them.
+for aggregates nobody added. Splits and dividends added with `add_reference` join the recorded ones, and
+generated aggregates asked for `adjusted=true` are split-adjusted here, by the server's own arithmetic (each
+bar's prices divided and volume multiplied by the ratios of the ticker's splits after its New York date), so
+tests can hold colfill's adjusted views against what the API would answer. Faults (`inject`) and a global
+`latency` let tests exercise retries, timeouts and rate limits; `requests` logs every request received so
+tests can count and time them.
 """
 
 from __future__ import annotations
@@ -154,6 +158,7 @@ class PolygonServer:
         self.requests: list[tuple[float, str]] = []
         self._mocks = _index_mocks(mocks) if mocks is not None else {}
         self._bars: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._reference: dict[str, list[dict[str, Any]]] = {"splits": [], "dividends": []}
         self._faults: list[Fault] = []
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -192,6 +197,21 @@ class PolygonServer:
             merged = {bar["t"]: bar for bar in self._bars.get((ticker, timespan), [])}
             merged.update((bar["t"], bar) for bar in _rows(bars))
             self._bars[(ticker, timespan)] = [merged[t] for t in sorted(merged)]
+
+    def add_reference(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Add rows to `/v3/reference/{table}` (splits or dividends), served on the first page before the recorded."""
+        if table not in self._reference:
+            raise ValueError(f"table must be one of {sorted(self._reference)}, not {table!r}")
+        with self._lock:
+            self._reference[table].extend(dict(r) for r in rows)
+
+    def split_factor(self, ticker: str, day: date) -> float:
+        """Product of split_to/split_from over the added splits of `ticker` executed after `day`."""
+        factor = 1.0
+        for s in self._reference["splits"]:
+            if s["ticker"] == ticker and date.fromisoformat(s["execution_date"]) > day:
+                factor *= s["split_to"] / s["split_from"]
+        return factor
 
     def inject(self, fault: str, count: int = 1, path_prefix: str | None = None,
                retry_after: float = 1, delay: float = 1.0) -> None:
@@ -270,6 +290,9 @@ class PolygonServer:
                                 for b in bars)
         if not generated:
             recorded = self._recorded(path, params)
+            table = path.rsplit("/", 1)[-1]
+            if path.startswith("/v3/reference/") and self._reference.get(table) and "cursor" not in params:
+                recorded = self._with_added(table, recorded)
             if recorded is not None:
                 return recorded
         if aggs:
@@ -290,6 +313,12 @@ class PolygonServer:
             return None
         body = max(candidates, key=lambda c: c[0])[1].read_text()
         return 200, {}, _NEXT_URL.sub(lambda m: m[1] + self.url, body).encode()
+
+    def _with_added(self, table: str, recorded: Reply | None) -> Reply:
+        body = json.loads(recorded[2]) if recorded is not None else {"status": "OK", "request_id": _request_id()}
+        with self._lock:
+            body["results"] = [*self._reference[table], *body.get("results", [])]
+        return _json(200, body)
 
     def _aggs(self, ticker: str, multiplier: str, timespan: str, from_: str, to: str, params: Params) -> Reply:
         """One page of generated bars; `next_url` narrows the range to the bars not yet returned."""
@@ -312,6 +341,8 @@ class PolygonServer:
         if descending:
             chosen = chosen[::-1]
         page = chosen[:limit]
+        if adjusted:
+            page = [self._adjusted(ticker, b) for b in page]
         body: dict[str, Any] = {"ticker": ticker, "queryCount": len(page), "resultsCount": len(page),
                                 "adjusted": adjusted}
         if page:
@@ -327,6 +358,12 @@ class PolygonServer:
                                "limit": limit})
             body["next_url"] = f"{self.url}/v2/aggs/ticker/{ticker}/range/1/{timespan}/{lo}/{hi}?{query}"
         return _json(200, body)
+
+    def _adjusted(self, ticker: str, bar: dict[str, Any]) -> dict[str, Any]:
+        factor = self.split_factor(ticker, _ny_date(bar["t"]))
+        out = {k: (v / factor if k in ("o", "h", "l", "c", "vw") and v is not None else v) for k, v in bar.items()}
+        out["v"] = bar["v"] * factor
+        return out
 
     def _grouped(self, day: date, params: Params) -> Reply:
         """Every ticker's generated day bar of `day`, stamped 16:00 New York as the real endpoint does."""

@@ -79,6 +79,8 @@ def summary(console: Console, result: RunResult, seconds: float) -> None:
     if result.reference:
         console.print("  reference data: " + ", ".join(f"{n:,} {t}" for t, n in result.reference.items()),
                       highlight=False)
+    for line in result.reference_errors:
+        console.print(f"  [red]not loaded[/] {line}", highlight=False, soft_wrap=True)
     for line in (n for t in result.tables for n in t.notes):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     problems = [e for t in result.tables for e in t.errors]

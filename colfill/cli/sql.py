@@ -45,11 +45,13 @@ def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-d
     for name, view in views.items():  # built from the lake now, so a moved data dir reads right too
         if view is not None and name not in tables:
             con.execute(f'CREATE VIEW "{name}" AS {view}')
-    from colfill.adjust import duckdb_views
+    from colfill.adjust import duckdb_views, wants_dividends
 
     have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    for name, view in duckdb_views(have).items():  # split-adjusted views over this connection's bars views
-        con.execute(f'CREATE VIEW "{name}" AS {view}')
+    kept = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = 'store'").fetchall()}
+    for name, view in duckdb_views(have | tables, wants_dividends(kept)).items():  # adjusted views over these
+        if view is not None and name not in tables:
+            con.execute(f'CREATE VIEW "{name}" AS {view}')
     for table_dir in sorted(lake.root.glob("table=*")):
         table = table_dir.name.split("=", 1)[1]
         glob = (table_dir / "date=*" / "*.parquet").as_posix()

@@ -91,3 +91,76 @@ def test_colfill_sql_has_the_adjusted_views(src: Path, tmp_path: Path) -> None:
                            "SELECT count(*) AS n FROM bars_1d_adjusted WHERE close < 0", "--data-dir", str(tmp_path),
                            "--format", "csv"], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["n", "0"], proc.stderr
+
+
+def add_dividends(url: str, dividends: bool | None) -> None:
+    days = trading_days(START, END)
+    rows = [SimpleNamespace(ticker="AAPL", ex_dividend_date=days[5].isoformat(), cash_amount=0.5, currency="USD",
+                            dividend_type="CD", id="d1"),
+            SimpleNamespace(ticker="AAPL", ex_dividend_date=days[5].isoformat(), cash_amount=0.25, currency="USD",
+                            dividend_type="SC", id="d2"),  # a special on the same ex-date: cash adds up
+            SimpleNamespace(ticker="AAPL", ex_dividend_date=days[-3].isoformat(), cash_amount=0.2, currency=None,
+                            dividend_type="CD", id="d3"),
+            SimpleNamespace(ticker="AAPL", ex_dividend_date=START.isoformat(), cash_amount=0.3, currency="USD",
+                            dividend_type="CD", id="d4"),  # no day bar before it: skipped
+            SimpleNamespace(ticker="MSFT", ex_dividend_date=days[10].isoformat(), cash_amount=1.0, currency="CAD",
+                            dividend_type="CD", id="d5")]  # not USD: skipped
+    store = open_store(url)
+    try:
+        store.write_reference("dividends", to_table(DATASETS["dividends"], rows))
+        store.adjusted_views(dividends=dividends)
+    finally:
+        store.close()
+
+
+def dividend_factor(daily: pl.DataFrame, ticker: str, day: dt.date) -> float:
+    """The definition by hand, a loop over the ticker's ex-dates after `day`."""
+    closes = {r["d"]: r["close"] for r in daily.filter(pl.col("ticker") == ticker).iter_rows(named=True)}
+    cash = {"AAPL": {trading_days(START, END)[5]: 0.75, trading_days(START, END)[-3]: 0.2, START: 0.3}}.get(ticker, {})
+    factor = 1.0
+    for ex, amount in cash.items():
+        before = [d for d in closes if d < ex]
+        if ex > day and before and closes[max(before)] > amount:
+            factor *= 1 - amount / closes[max(before)]
+    return factor
+
+
+@pytest.mark.parametrize("kind", ["lake", "duckdb"])
+def test_dividend_adjusted_views_follow_the_definition(src: Path, tmp_path: Path, kind: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "STORE", kind)
+    backfill(src, tmp_path, START, END)
+    url = conftest.store_url(tmp_path)
+    add_splits(url)
+    add_dividends(url, dividends=True)
+    store = open_store(url)
+    try:
+        store.finish("bars_1d")  # a later run without --adjust keeps the choice
+    finally:
+        store.close()
+    con = duckdb.connect(str(tmp_path / "colfill.duckdb"), read_only=True)
+    try:
+        date = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date().alias("d")
+        daily = con.sql("SELECT * FROM bars_1d ORDER BY ticker, ts").pl().with_columns(date)
+        for table in ("bars_1d", "bars_1m"):
+            raw = con.sql(f"SELECT * FROM {table} ORDER BY ticker, ts").pl()
+            adj = con.sql(f"SELECT * FROM {table}_adjusted ORDER BY ticker, ts").pl()
+            split_only = expected(raw)
+            factors = pl.Series([dividend_factor(daily, t, d) for t, d in
+                                 raw.with_columns(date).select("ticker", "d").iter_rows()])
+            assert factors.min() < 0.999 and factors.max() == 1.0  # type: ignore[operator]
+            for c in ("open", "high", "low", "close"):
+                want = split_only[c] * factors
+                assert (adj[c] - want).abs().max() <= 1e-12 * want.abs().max(), (table, c)  # type: ignore[operator]
+            assert adj["vw"].is_null().to_list() == raw["vw"].is_null().to_list()
+            assert (adj["volume"] - split_only["volume"]).abs().max() == 0  # dividends leave volume alone
+    finally:
+        con.close()
+    add_dividends(url, dividends=False)  # --adjust splits drops them again
+    con = duckdb.connect(str(tmp_path / "colfill.duckdb"), read_only=True)
+    try:
+        raw = con.sql("SELECT * FROM bars_1d ORDER BY ticker, ts").pl()
+        adj = con.sql("SELECT * FROM bars_1d_adjusted ORDER BY ticker, ts").pl()
+        assert (adj["close"] - expected(raw)["close"]).abs().max() <= 1e-12 * adj["close"].abs().max()  # type: ignore[operator]
+    finally:
+        con.close()

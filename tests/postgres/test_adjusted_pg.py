@@ -10,10 +10,20 @@ import pytest
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
 from colfill.stores.postgres import PostgresStore
-from tests.pipeline.test_adjusted import END, START, add_splits, expected, src  # noqa: F401 - src is a fixture
+from tests.pipeline.test_adjusted import END, START, add_dividends, add_splits, dividend_factor, expected, src  # noqa: F401 - src is a fixture
 from tests.postgres.conftest import Db
 
 pytestmark = pytest.mark.postgres
+
+
+def frames(db: Db, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                                  "AND table_name = %s ORDER BY ordinal_position", [db.schema, table])]
+    raw = pl.DataFrame(db.rows(f"SELECT * FROM {db.rel(table)} ORDER BY ticker, ts"), schema=cols, orient="row")
+    adj = pl.DataFrame(db.rows(f"SELECT * FROM {db.rel(table + '_adjusted')} ORDER BY ticker, ts"), schema=cols,
+                       orient="row")
+    assert adj.height == raw.height > 0
+    return raw.with_columns(pl.col("ts").dt.convert_time_zone("UTC")), adj
 
 
 def test_adjusted_views_follow_the_definition(src: Path, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -27,15 +37,26 @@ def test_adjusted_views_follow_the_definition(src: Path, pg_url: str, tmp_path: 
     db = Db(pg_url)
     try:
         for table in ("bars_1d", "bars_1m"):
-            cols = [r[0] for r in db.rows("SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-                                          "AND table_name = %s ORDER BY ordinal_position", [db.schema, table])]
-            raw = pl.DataFrame(db.rows(f"SELECT * FROM {db.rel(table)} ORDER BY ticker, ts"), schema=cols, orient="row")
-            adj = pl.DataFrame(db.rows(f"SELECT * FROM {db.rel(table + '_adjusted')} ORDER BY ticker, ts"), schema=cols,
-                               orient="row")
-            assert adj.height == raw.height > 0
-            raw = raw.with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+            raw, adj = frames(db, table)
             want = expected(raw)
             for c in ("open", "high", "low", "close", "volume", "rsi_14"):
                 assert (adj[c] - want[c]).abs().max() <= 1e-12 * want[c].abs().max(), (table, c)  # type: ignore[operator]
+        add_dividends(pg_url, dividends=True)
+        store = PostgresStore(pg_url, load_workers=1)
+        try:
+            store.finish("bars_1d")  # keeps the choice
+        finally:
+            store.close()
+        date = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date().alias("d")
+        daily = frames(db, "bars_1d")[0].with_columns(date)
+        for table in ("bars_1d", "bars_1m"):
+            raw, adj = frames(db, table)
+            factors = pl.Series([dividend_factor(daily, t, d) for t, d in
+                                 raw.with_columns(date).select("ticker", "d").iter_rows()])
+            assert factors.min() < 0.999  # type: ignore[operator]
+            want = expected(raw)
+            for c in ("open", "high", "low", "close"):
+                assert (adj[c] - want[c] * factors).abs().max() <= 1e-12 * want[c].abs().max(), (table, c)  # type: ignore[operator]
+            assert (adj["volume"] - want["volume"]).abs().max() <= 1e-9  # type: ignore[operator]
     finally:
         db.con.close()

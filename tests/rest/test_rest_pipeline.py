@@ -6,17 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
-from colfill.sample import generate
 from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.rest import RestSettings
 from colfill.stores import open_store
@@ -29,30 +28,9 @@ TICKERS = 6
 BIN = Path(sys.executable).with_name("colfill")
 
 
-@pytest.fixture(scope="module")
-def flatfiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rest-ff")
-    generate(root, START, END, tickers=TICKERS, seed=4)
-    return root
-
-
 def read_all(root: Path, dataset: str) -> pl.DataFrame:
     paths = sorted((root / "us_stocks_sip" / dataset).rglob("*.csv.gz"))
     return pl.concat(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None) for p in paths)
-
-
-@pytest.fixture
-def server(flatfiles: Path) -> Any:
-    """The flat files' bars, served as REST aggregates (window_start ns -> t ms; no vw in flat files)."""
-    with PolygonServer(api_key=KEY) as srv:
-        for dataset, timespan in (("minute_aggs_v1", "minute"), ("day_aggs_v1", "day")):
-            frame = read_all(flatfiles, dataset).select(
-                "ticker", (pl.col("window_start") // 1_000_000).alias("t"), pl.col("open").alias("o"),
-                pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
-                pl.col("volume").alias("v"), pl.lit(None).alias("vw"), pl.col("transactions").alias("n"))
-            for (ticker,), part in frame.partition_by("ticker", as_dict=True).items():
-                srv.add_aggs(str(ticker), part.drop("ticker").to_dicts(), timespan)
-        yield srv
 
 
 def backfill(source: str, data: Path, tickers: tuple[str, ...] | None, rest: RestSettings | None = None,
@@ -95,9 +73,14 @@ def test_reference_and_corporate_phases_load_every_page_once(server: PolygonServ
 
     settings = RestSettings.from_env(url=server.url, api_key=KEY, rate="1000/s")
     data = tmp_path / "rest"
-    for _ in range(2):  # a rerun replaces, never adds
-        result = backfill("rest", data, ("AAPL",), settings, tables=("bars_1d",))
-        assert result.ok and result.reference["tickers"] == 4  # two recorded pages of two
+    result = backfill("rest", data, ("AAPL",), settings, tables=("bars_1d",))
+    assert result.ok and result.reference["tickers"] == 4  # two recorded pages of two
+    asked = len([p for _, p in server.requests if p.startswith("/v3/reference/")])
+    assert backfill("rest", data, ("AAPL",), settings, tables=("bars_1d",)).reference == {}  # loaded today: kept
+    assert len([p for _, p in server.requests if p.startswith("/v3/reference/")]) == asked
+    shutil.rmtree(data / "reference")  # a day later (no record): fetched again, replacing rows, never adding
+    result = backfill("rest", data, ("AAPL",), settings, tables=("bars_1d",))
+    assert result.ok and result.reference["tickers"] == 4
     con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
     tickers = con.execute("SELECT ticker, type, active, cik FROM tickers ORDER BY ticker").fetchall()
     splits = con.execute("SELECT count(*), count(DISTINCT (ticker, execution_date)) FROM splits").fetchone()
