@@ -4,7 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["BackfillOrchestrator", "IncrementalIndicatorProcessor", "__version__"]
+__all__ = ["BackfillOrchestrator", "DataIngestionEngine", "HistoricalDataSource", "InMemoryMessageBus",
+           "IncrementalIndicatorProcessor", "LiveDataSource", "MarketDataSource", "RedisMessageBus", "__version__"]
+
+# name -> module of the seed's live-path classes (imported on first use, like the two below)
+_LIVE = {"DataIngestionEngine": "colfill.live.engine", "HistoricalDataSource": "colfill.sources.historical",
+         "LiveDataSource": "colfill.sources.live", "MarketDataSource": "colfill.sources.base",
+         "InMemoryMessageBus": "colfill.bus.memory", "RedisMessageBus": "colfill.bus.redis"}
 
 
 def __getattr__(name: str) -> object:
@@ -13,6 +19,10 @@ def __getattr__(name: str) -> object:
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
         return IncrementalIndicatorProcessor
+    if name in _LIVE:
+        import importlib
+
+        return getattr(importlib.import_module(_LIVE[name]), name)
     if name == "BackfillOrchestrator":
         from colfill.orchestrator import BackfillOrchestrator
 

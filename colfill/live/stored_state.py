@@ -103,11 +103,34 @@ def saved_state(store: Any, table: str, indicators: IndicatorSet) -> pl.DataFram
     return st.normalise(frame, indicators).sort("ticker") if frame.height else None
 
 
+def caught_up(store: Any, table: str, indicators: IndicatorSet, state: pl.DataFrame) -> pl.DataFrame:
+    """`state` with the bars stored after it replayed (a live session killed before it saved its state leaves
+    bars newer than the saved state): each ticker's bars after its `last_ts`, through the batch engine."""
+    import polars as pl
+
+    from colfill.indicators import state as st
+    from colfill.indicators.batch import enrich
+
+    if not state.height or state["last_ts"].null_count() == state.height:
+        return state
+    last = state.select("ticker", pl.col("last_ts").dt.convert_time_zone("UTC").alias("__last"))
+    for table_slice in store.read_bars(table, BAR_COLUMNS, since=state["last_ts"].min()):
+        frame = pl.from_arrow(table_slice)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC"))  # DuckDB says Etc/UTC
+        newer = frame.join(last, on="ticker", how="inner").filter(pl.col("ts") > pl.col("__last")).drop("__last")
+        if newer.height:
+            _, state = enrich(newer, indicators, state)
+    return st.normalise(state, indicators, timeframe_of(table)).sort("ticker")
+
+
 def load_state(url: str, table: str, indicators: IndicatorSet) -> pl.DataFrame:
-    """The saved state of the store at `url` when there is one for this set, else the state computed from its bars."""
+    """The saved state of the store at `url` when there is one for this set (caught up with bars stored after it),
+    else the state computed from its bars."""
     store = open_existing(url)
     try:
         saved = saved_state(store, table, indicators)
-        return saved if saved is not None else compute_state(store, table, indicators)
+        return caught_up(store, table, indicators, saved) if saved is not None else compute_state(
+            store, table, indicators)
     finally:
         store.close()

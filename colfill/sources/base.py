@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from colfill.sources.flatfiles import ParsedFile, SourceObject
 
 
@@ -47,3 +50,20 @@ def open_source(root: str, prefix: str = "us_stocks_sip", rest: object | None = 
     from colfill.sources.flatfiles import FlatFiles
 
     return FlatFiles(root, prefix=prefix)
+
+
+class MarketDataSource(Protocol):
+    """What `DataIngestionEngine.ingest` reads: bars of one timeframe as Arrow tables of the bar schema
+    (`colfill.live.engine.BAR_SCHEMA`). A streaming source (`LiveDataSource`) also has `open()`,
+    `poll(timeout, max_rows)` (chunks of socket rows, each stamped with its arrival), `finished()`,
+    `notices()` and `close()`, which stream mode uses to batch by latency."""
+
+    timeframe: str
+
+    def describe(self) -> str:
+        """The source for people (never a secret)."""
+        ...
+
+    def batches(self, stop: Any = None) -> Iterator[pa.Table]:
+        """Bars in arrival order, a table at a time, until the source ends or `stop` is set."""
+        ...

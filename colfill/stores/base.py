@@ -81,8 +81,14 @@ class Store(Protocol):
         """Fingerprints of the partitions of `table` (for `lineage`) already loaded, by date."""
         ...
 
-    def read_bars(self, table: str, columns: list[str]) -> Iterator[pa.Table]:
-        """`columns` of `table` in (ticker, ts) order, in slices (the live engine's hand-off reads history)."""
+    def upsert_live(self, table: str, rows: pa.Table) -> int:
+        """Upsert live bars (the bars table's columns) by (ticker, ts) in one transaction: an existing key is
+        replaced (a revision), never duplicated; the table is created as the backfill would. Rows written."""
+        ...
+
+    def read_bars(self, table: str, columns: list[str], since: dt.datetime | None = None) -> Iterator[pa.Table]:
+        """`columns` of `table` in (ticker, ts) order, in slices (the live engine's hand-off reads history);
+        with `since`, only bars after it."""
         ...
 
     def read_state(self, timeframe: str) -> pa.Table | None:
@@ -100,6 +106,10 @@ class Store(Protocol):
 
     def read_reference(self, table: str) -> pa.Table | None:
         """Every row of a reference table; None when there is none."""
+        ...
+
+    def adjusted_views(self, dividends: bool | None = None) -> None:
+        """(Re)build the split-adjusted views (colfill.adjust), with dividends or not; None keeps the choice."""
         ...
 
     def activity(self, table: str) -> str:

@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -25,6 +26,9 @@ import pyarrow as pa
 from colfill.config import env
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
+
+if TYPE_CHECKING:
+    import duckdb
 
 MANIFEST_DDL = """
 CREATE TABLE IF NOT EXISTS colfill_files (
@@ -93,24 +97,38 @@ class DuckDBStore:
     lake_is_store = False
 
     def __init__(self, url: str, **_: object) -> None:
-        import duckdb
-
         self.keyed = set(BAR_TABLES) if "index=all" in urlsplit(url).query else {"bars_1d"}
         self.path = duckdb_path(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._columns: dict[str, list[str]] = {}
+        self.con  # noqa: B018 - open now: a file held by another process is an error before any work
+        self._setup()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, opened on first use (the lake store lets it go between uses)."""
+        return self._con if self._con is not None else self._open()
+
+    def _open(self, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = self._connect(wait)
+            # Without a limit DuckDB keeps every block it wrote cached, so a long backfill's memory would grow
+            # with its length; the loader only appends, so a small buffer pool costs it nothing.
+            self._con.execute(f"SET memory_limit = '{memory_limit()}'")
+        return self._con
+
+    def _connect(self, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
         try:
-            self.con = duckdb.connect(str(self.path))
+            return duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             raise StoreError(
                 f"cannot open the DuckDB file {self.path}: {exc}. Hint: another colfill process may hold it; "
                 "DuckDB allows one writer at a time."
             ) from exc
-        self._lock = threading.Lock()
-        self._columns: dict[str, list[str]] = {}
-        # Without a limit DuckDB keeps every block it wrote cached, so a long backfill's memory would grow
-        # with its length; the loader only appends, so a small buffer pool costs it nothing.
-        self.con.execute(f"SET memory_limit = '{memory_limit()}'")
-        self._setup()
 
     def _setup(self) -> None:
         self.con.execute(MANIFEST_DDL)
@@ -179,10 +197,37 @@ class DuckDBStore:
             ).fetchall()
         return {r[0]: r[1] for r in rows}
 
+    def upsert_live(self, table: str, rows: pa.Table) -> int:
+        """Upsert live bars into `table` by (ticker, ts) in one transaction (colfill.stores.live_rows)."""
+        return self._upsert(table, table, rows)
+
+    def _upsert(self, table: str, target: str, rows: pa.Table) -> int:
+        from colfill.stores.live_rows import check_rows, duckdb_upsert, last_per_key
+
+        check_rows(table, rows)
+        rows = last_per_key(rows)
+        known = self._columns.get(target)
+        if known is None or any(c not in known for c in rows.column_names):
+            with self._lock:
+                existing = self._table_columns(target)
+            # the backfill's DDL (LakeStore's is a no-op); only new columns are checked: INSERT casts the others
+            new = [f for f in rows.schema if f.name not in existing] if existing else list(rows.schema)
+            DuckDBStore.ensure_table(self, target, pa.schema(new))
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                written = duckdb_upsert(self.con, target, self._columns[target], rows)
+                self.con.execute("COMMIT")
+            except Exception as exc:
+                self.con.execute("ROLLBACK")
+                raise StoreError(f"writing live bars into {target} in {self.path} failed: {exc}") from exc
+        return written
+
     # -- indicator state hand-off (colfill state, the live engine) --
 
-    def read_bars(self, table: str, columns: list[str], batch_rows: int = 500_000) -> Iterator[pa.Table]:
-        """`columns` of `table` in (ticker, ts) order, a slice at a time."""
+    def read_bars(self, table: str, columns: list[str], batch_rows: int = 500_000,
+                  since: dt.datetime | None = None) -> Iterator[pa.Table]:
+        """`columns` of `table` in (ticker, ts) order, a slice at a time; with `since`, only bars after it."""
         with self._lock:
             exists = bool(self._table_columns(table))
         if not exists:
@@ -190,7 +235,10 @@ class DuckDBStore:
         cur = self.con.cursor()
         try:
             cols = ", ".join(quote(c) for c in columns)
-            reader = cur.sql(f"SELECT {cols} FROM {quote(table)} ORDER BY ticker, ts").to_arrow_reader(batch_rows)
+            where = "WHERE ts > $since " if since is not None else ""
+            params = {"since": since} if since is not None else None
+            reader = cur.sql(f"SELECT {cols} FROM {quote(table)} {where}ORDER BY ticker, ts",
+                             params=params).to_arrow_reader(batch_rows)
             assert reader is not None
             for batch in reader:
                 yield pa.Table.from_batches([batch])
@@ -274,15 +322,20 @@ class DuckDBStore:
             self.adjusted_views()
         return rows.num_rows
 
-    def adjusted_views(self) -> None:
-        """`split_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars table exist."""
-        from colfill.adjust import duckdb_views
+    def adjusted_views(self, dividends: bool | None = None) -> None:
+        """`split_factors`, `dividend_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars
+        table exist; `dividends` None keeps the store's choice."""
+        from colfill.adjust import duckdb_views, wants_dividends
 
         with self._lock:
             present = {r[0] for r in self.con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
-            for name, sql in duckdb_views(present).items():
-                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            dividends = wants_dividends(present) if dividends is None else dividends
+            for name, sql in duckdb_views(present, dividends).items():
+                if sql is None:
+                    self.con.execute(f"DROP VIEW IF EXISTS {name}")
+                else:
+                    self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
 
     def read_reference(self, table: str) -> pa.Table | None:
         with self._lock:
@@ -298,4 +351,6 @@ class DuckDBStore:
         return []
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None

@@ -9,8 +9,16 @@ written last) is done; `load` copies nothing. The catalogue holds:
   newest commit wins, ticker by ticker (a whole-day lineage hides every older file of that day, a
   `--tickers` lineage hides only its tickers in older ones), as a native store's delete-then-insert does;
 - views `rejects` and `manifest` over the lake's rejects and commit records;
-- native tables for what is small or mutable: `indicator_state` (the live engine's hand-off), and
-  `colfill_catalogue`, which marks the file as a catalogue.
+- native tables for what is small or mutable: `indicator_state` (the live engine's hand-off), the reference
+  tables, and `colfill_catalogue`, which marks the file as a catalogue.
+
+Live bars (`upsert_live`) are Parquet files too (colfill.stores.live_files), which the bars views union for
+the days the lake does not hold; so a live session never writes the catalogue.
+
+The store holds `colfill.duckdb` only while it uses it (a refresh, a reference or state write) and lets go
+after each call, because DuckDB's lock is per process and a holder locks out readers too: between a
+backfill's refreshes, `colfill sql`, the dashboard or any DuckDB client can open it; a writer that finds
+it held waits up to `LOCK_WAIT` seconds (a refresh during a run just tries again at the next day).
 
 The views name files by absolute path (DuckDB resolves relative ones against the reader's working
 directory), so any DuckDB client anywhere can open the file read-only. They are rebuilt from the lake
@@ -21,21 +29,32 @@ Day files are replaced atomically (`os.replace`), so a view never reads a half-w
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from colfill.errors import InvalidArgument
+import pyarrow as pa
+
+from colfill.errors import InvalidArgument, StoreError
 from colfill.stage.lake import Lake, ManifestEntry
 from colfill.stores.base import BAR_TABLES, LoadBatch
 from colfill.stores.duckdb import DuckDBStore, quote
 
+if TYPE_CHECKING:
+    import duckdb
+
+    from colfill.stores.live_files import LiveFiles
+
 CATALOGUE = "colfill.duckdb"
 MARKER = "colfill_catalogue"
 REFRESH_SECONDS = 5.0
+LOCK_WAIT = 10.0  # seconds a write waits for the catalogue while another process holds it
 
 
 def lake_dir(url: str) -> Path:
@@ -123,8 +142,11 @@ def side_views_sql(lake: Lake) -> dict[str, str]:
 
 
 def lake_views_sql(lake: Lake) -> dict[str, str | None]:
-    """Every view of the catalogue, by name (None: no such view, nothing to show yet)."""
+    """Every view of the catalogue, by name (None: no such view, nothing to show yet), live rows included."""
+    from colfill.stores.live_files import add_live_rows
+
     views: dict[str, str | None] = {t: bars_view_sql(current_files(lake, t)) for t in BAR_TABLES}
+    add_live_rows(views, lake)
     views.update(side_views_sql(lake))
     return views
 
@@ -140,12 +162,48 @@ class LakeStore(DuckDBStore):
         self.data_dir = lake_dir(url)
         self.lake = Lake(self.data_dir / "lake")
         self._refreshed = 0.0
-        super().__init__(str(self.data_dir / CATALOGUE))
+        self._depth = 0
+        self._use = threading.RLock()
+        self._background: threading.Thread | None = None
+        self._live: LiveFiles | None = None
+        with self._held():
+            super().__init__(str(self.data_dir / CATALOGUE))
 
     def _setup(self) -> None:
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {MARKER} (key VARCHAR PRIMARY KEY, value VARCHAR)")
         self.con.execute(f"INSERT OR REPLACE INTO {MARKER} VALUES ('layout', 'lake-views-1')")
         self.refresh()
+
+    # -- holding the catalogue only while it is used --------------------------------------------------------
+
+    def _connect(self, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+        """Open the catalogue, waiting up to `wait` (LOCK_WAIT) seconds while another process holds it."""
+        import duckdb
+
+        deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
+        pause = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise StoreError(f"cannot open the catalogue {self.path}: {exc}. Hint: another process holds "
+                                     "it (a DuckDB client keeping it open locks out colfill); close it and run "
+                                     "again.") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """Keep the catalogue open for the calls inside (one thread at a time); let it go after the outermost."""
+        with self._use:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    super().close()
 
     def describe(self) -> str:
         return f"Parquet lake {self.lake.root} (catalogue {self.path})"
@@ -154,21 +212,38 @@ class LakeStore(DuckDBStore):
         """Nothing to create: a table is its day files."""
 
     def load(self, batch: LoadBatch) -> int:
-        """The day's lake commit is the load; the views follow within REFRESH_SECONDS (and at `finish`)."""
+        """The day's lake commit is the load; the views follow within REFRESH_SECONDS (and at `finish`), or at
+        a later day's load while another process holds the catalogue."""
         if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
-            self.refresh()
+            try:
+                with self._held():
+                    self._open(wait=0.2)
+                    self.refresh()
+            except StoreError:
+                self._refreshed = time.monotonic()  # held elsewhere: try again later, the lake is committed
         return batch.data.num_rows
 
     def loaded(self, table: str, lineage: str) -> dict[dt.date, str]:
         return {d: e.fingerprint for d, e in self.lake.manifest(table, lineage).items() if e.status == "done"}
 
     def finish(self, table: str) -> list[str]:
-        self.refresh()
+        try:
+            self.refresh()
+        except StoreError as exc:
+            return [f"{table}: the catalogue's views were not refreshed ({exc}); the next open refreshes them"]
         return []
 
     def refresh(self) -> None:
-        """Rebuild the views from the lake, in one transaction (readers see the old set or the new one)."""
+        """Rebuild the views from the lake, in one transaction (readers see the old set or the new one), and
+        prune the live files of days the lake now holds."""
+        self._prune_live()
         views = lake_views_sql(self.lake)
+        with self._held():
+            self._replace_views(views)
+            self.adjusted_views()
+        self._refreshed = time.monotonic()
+
+    def _replace_views(self, views: dict[str, str | None]) -> None:
         with self._lock:
             kinds = dict(self.con.execute(
                 "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = current_schema()"
@@ -186,8 +261,72 @@ class LakeStore(DuckDBStore):
             except Exception:
                 self.con.execute("ROLLBACK")
                 raise
-        self.adjusted_views()
-        self._refreshed = time.monotonic()
+
+    def write_reference(self, table: str, rows: pa.Table) -> int:
+        with self._held():
+            return super().write_reference(table, rows)
+
+    def read_reference(self, table: str) -> pa.Table | None:
+        with self._held():
+            return super().read_reference(table)
+
+    def adjusted_views(self, dividends: bool | None = None) -> None:
+        with self._held():
+            super().adjusted_views(dividends)
+
+    def read_state(self, timeframe: str) -> pa.Table | None:
+        with self._held():
+            return super().read_state(timeframe)
+
+    def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
+        with self._held():
+            return super().write_state(timeframe, rows, replace)
+
+    def read_bars(self, table: str, columns: list[str], batch_rows: int = 500_000,
+                  since: dt.datetime | None = None) -> Iterator[pa.Table]:
+        with self._held():
+            yield from super().read_bars(table, columns, batch_rows, since)
+
+    def upsert_live(self, table: str, rows: pa.Table) -> int:
+        """Upsert live bars into the lake's live files (colfill.stores.live_files), without the catalogue. The
+        first bar of a new day refreshes the catalogue's views, if no other process holds it for a moment
+        (else that process's next refresh does; colfill sql and the dashboard read the lake directly)."""
+        if self._live is None:
+            from colfill.stores.live_files import LiveFiles
+
+            self._live = LiveFiles(self.lake.root)
+        written = self._live.upsert(table, rows)
+        if self._live.new_day:  # in the background: the live path must not wait for the catalogue
+            self._live.new_day = False
+            if self._background is None or not self._background.is_alive():
+                self._background = threading.Thread(target=self._refresh_if_free, name="colfill-catalogue",
+                                                    daemon=True)
+                self._background.start()
+        return written
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.join()
+        with self._use:
+            super().close()
+
+    def _refresh_if_free(self) -> None:
+        try:
+            with self._held():
+                self._open(wait=0.2)
+                self.refresh()
+        except StoreError:
+            pass  # held by another process, whose next refresh names the live files
+
+    def _prune_live(self) -> None:
+        """Delete the live files of days the lake now holds whole (their backfilled rows replace them)."""
+        from colfill.stores.live_files import live_days, prune
+        from colfill.stores.live_rows import held_days
+
+        for table in BAR_TABLES:
+            days = set(live_days(self.lake.root, table))
+            if days:
+                prune(self.lake.root, table, days & held_days(self.lake.entries(table))[0])
 
 
 def native_tables(path: Path) -> list[str]:

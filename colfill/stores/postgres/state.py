@@ -50,9 +50,11 @@ def _json_value(value: Any) -> Any:
 class _StateHandoff(_StoreCore):
     """PostgresStore's indicator state hand-off (colfill state, the live engine)."""
 
-    def read_bars(self, table: str, columns: Sequence[str], batch_rows: int = 100_000) -> Iterator[pa.Table]:
+    def read_bars(self, table: str, columns: Sequence[str], batch_rows: int = 100_000,
+                  since: dt.datetime | None = None) -> Iterator[pa.Table]:
         """`columns` of `table` in (ticker, ts) order, a slice at a time: keyset pages on the primary key,
-        fetched as Arrow through ADBC (binary COPY out), so no row passes through Python objects."""
+        fetched as Arrow through ADBC (binary COPY out), so no row passes through Python objects. With
+        `since`, only bars after it."""
         if "ticker" not in columns or "ts" not in columns:
             raise InvalidArgument("read_bars needs the ticker and ts columns")
         if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
@@ -65,10 +67,15 @@ class _StateHandoff(_StoreCore):
         after: list[object] | None = None
         try:
             while True:
-                where = "WHERE (ticker, ts) > ($1::text, $2::timestamptz) " if after else ""
+                terms = ["(ticker, ts) > ($1::text, $2::timestamptz)"] if after else []
+                params = list(after or [])
+                if since is not None:
+                    terms.append(f"ts > ${len(params) + 1}::timestamptz")
+                    params.append(since.isoformat())
+                where = f"WHERE {' AND '.join(terms)} " if terms else ""
                 try:
                     page = session.fetch_arrow(f"SELECT {cols} FROM {self._rel(table)} {where}ORDER BY ticker, ts "
-                                               f"LIMIT {int(batch_rows)}", after)
+                                               f"LIMIT {int(batch_rows)}", params or None)
                 except Exception as exc:
                     raise self._error(f"reading {table}", exc) from None
                 if not page.num_rows:

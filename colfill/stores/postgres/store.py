@@ -11,6 +11,7 @@ from colfill.errors import StoreError
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import BAR_TABLES, LoadBatch
 from colfill.stores.postgres.compress import _Compressing
+from colfill.stores.postgres.live import _LiveWrites
 from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, bars_schema
 from colfill.stores.postgres.state import _StateHandoff
@@ -29,7 +30,7 @@ class InitReport:
     notices: list[str] = field(default_factory=list)
 
 
-class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
+class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff):
     """Store into PostgreSQL, with hypertables when TimescaleDB is there (see colfill.stores.postgres).
 
     `timescale`: None uses hypertables when the extension exists in the database, True creates the
@@ -97,22 +98,33 @@ class PostgresStore(_Loading, _Compressing, _Status, _StateHandoff):
             self.adjusted_views()
         return rows.num_rows
 
-    def adjusted_views(self) -> None:
-        """`split_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars table exist."""
-        from colfill.adjust import pg_adjusted_view_sql, pg_split_factors_sql
+    def adjusted_views(self, dividends: bool | None = None) -> None:
+        """`split_factors`, `dividend_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars
+        table exist; `dividends` None keeps the store's choice."""
+        from colfill.adjust import pg_adjusted_view_sql, pg_dividend_factors_sql, pg_split_factors_sql
 
-        if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel("splits")]):
+        def exists(name: str) -> bool:
+            return bool(self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(name)]))
+
+        if not exists("splits"):
             return
-        factors = self._rel("split_factors")
+        dividends = exists("dividend_factors") if dividends is None else dividends
+        dividends = dividends and exists("dividends") and exists("bars_1d")
+        factors, div_factors = self._rel("split_factors"), self._rel("dividend_factors")
         with self._ddl() as s:
+            for table in BAR_TABLES:  # dropped first: they depend on the factor views, their columns on the table
+                s.execute(f"DROP VIEW IF EXISTS {self._rel(f'{table}_adjusted')}")
+            s.execute(f"DROP VIEW IF EXISTS {div_factors}")
             s.execute(f"CREATE OR REPLACE VIEW {factors} AS {pg_split_factors_sql(self._rel('splits'))}")
+            if dividends:
+                s.execute(f"CREATE VIEW {div_factors} AS "
+                          f"{pg_dividend_factors_sql(self._rel('dividends'), self._rel('bars_1d'))}")
             for table in BAR_TABLES:
                 kind, columns = self._existing(s, table)
                 if kind is None:
                     continue
-                view = self._rel(f"{table}_adjusted")
-                s.execute(f"DROP VIEW IF EXISTS {view}")  # its columns follow the table's (new indicators)
-                s.execute(f"CREATE VIEW {view} AS {pg_adjusted_view_sql(self._rel(table), factors, list(columns))}")
+                sql = pg_adjusted_view_sql(self._rel(table), factors, list(columns), div_factors if dividends else None)
+                s.execute(f"CREATE VIEW {self._rel(f'{table}_adjusted')} AS {sql}")
 
     def finish(self, table: str) -> list[str]:
         lines = super().finish(table)

@@ -1,0 +1,68 @@
+"""Redis fixtures: `redis_url` is the redis-server of COLFILL_TEST_REDIS_URL; `timeframe` is a name no other test
+uses, so streams and channels of concurrent tests never meet (pub/sub is shared by every database of a server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+
+from tests.conftest import need_service
+
+ENV = "COLFILL_TEST_REDIS_URL"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get(ENV)
+    if not url:
+        need_service("Redis", f"{ENV} is not set")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        need_service("Redis", f"cannot reach {ENV}: {exc}")
+    return url  # type: ignore[return-value]
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def timeframe(redis_client: object) -> Iterator[str]:
+    """A private timeframe name; its stream is deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    redis_client.delete(f"colfill:stream:bars:{name}")  # type: ignore[attr-defined]
+
+
+T0 = dt.datetime(2024, 1, 2, 14, 30, tzinfo=dt.timezone.utc)
+
+
+def bars(tickers: list[str], minutes: int = 1, start: dt.datetime = T0, **extra: list[object]) -> pa.Table:
+    """Enriched bars, `minutes` per ticker (minute-major, as a live micro-batch), with two indicator columns."""
+    rows = [(t, start + dt.timedelta(minutes=m)) for m in range(minutes) for t in tickers]
+    n = len(rows)
+    cols: dict[str, object] = {
+        "ticker": [r[0] for r in rows],
+        "ts": pa.array([r[1] for r in rows], pa.timestamp("us", tz="UTC")),
+        "open": [100.0 + i for i in range(n)], "high": [101.5 + i for i in range(n)],
+        "low": [99.25 + i for i in range(n)], "close": [100.5 + i for i in range(n)],
+        "volume": [1000.0 * (i + 1) for i in range(n)], "vw": [100.4 + i for i in range(n)],
+        "transactions": pa.array(list(range(1, n + 1)), pa.int64()),
+        "sma_20": [float("nan") if i == 0 else 100.0 + i / 3 for i in range(n)],
+        "rsi_14": [None if i == 0 else 50.0 + i for i in range(n)],
+    }
+    cols.update(extra)
+    return pa.table(cols)

@@ -1,0 +1,107 @@
+"""The installed `colfill live`, run as a scheduler runs it (a subprocess), against our WebSocket server and a
+real redis-server: exit codes, messages, and SIGTERM with nothing lost.
+
+What each test holds: a refused key exits 3 with a clear message that never contains the key; bad usage
+exits 2 before connecting; SIGTERM right after the server sent its last frames exits 0 with every bar
+stored and published (the bars in flight included), the `live` status on Redis, and a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from colfill import errors
+from tests.conftest import need_service
+from tests.polygon_ws_server import PolygonWsServer, minute_bar
+
+BIN = Path(sys.executable).with_name("colfill")
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_") and k not in (
+    "POLYGON_API_KEY", "MASSIVE_API_KEY")} | {"COLUMNS": "160"}
+KEY = "cli-live-key-4242"
+T0 = 1_704_205_800_000
+MIN = 60_000
+
+
+def start(*args: str, key: str = KEY) -> subprocess.Popen[str]:
+    assert BIN.exists(), f"the console script is not installed at {BIN} (pip install -e .)"
+    return subprocess.Popen([str(BIN), "live", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV | {"POLYGON_API_KEY": key}, stdin=subprocess.DEVNULL)
+
+
+def test_a_refused_key_exits_3_and_never_prints_it(tmp_path: Path) -> None:
+    with PolygonWsServer(api_key=KEY) as srv:
+        proc = start("--tickers", "AAPL", "--ws-url", srv.url, "--data-dir", str(tmp_path), key="wrong-key-31337")
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == errors.UNREACHABLE, err
+    assert "refused the API key" in err and "auth_failed" in err
+    assert "wrong-key-31337" not in out + err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--ws-url", "http://127.0.0.1:1/stocks"], "is not a ws:// or wss:// URL"),
+    (["--ws-url", "ws://127.0.0.1:1/stocks", "--delayed"], "either --ws-url or --delayed"),
+])
+def test_bad_usage_exits_2(args: list[str], says: str, tmp_path: Path) -> None:
+    proc = start("--tickers", "AAPL", "--data-dir", str(tmp_path), *args)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == errors.USAGE and says in " ".join(err.split())
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_flushes_everything_received_and_exits_0(signum: int, tmp_path: Path) -> None:
+    url = os.environ.get("COLFILL_TEST_REDIS_URL")
+    if not url:
+        need_service("redis-server", "COLFILL_TEST_REDIS_URL is not set")
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()
+    except Exception as exc:
+        need_service("redis-server", f"cannot reach {url}: {exc}")
+    tickers = [f"Q{uuid.uuid4().hex[:5].upper()}" for _ in range(2)]
+    first = [minute_bar(t, T0 + i * MIN, 20.0 + i) for i in range(50) for t in tickers]
+    second = [minute_bar(t, T0 + i * MIN, 20.0 + i) for i in range(50, 80) for t in tickers]
+    data = tmp_path / "data"
+    with PolygonWsServer(api_key=KEY) as srv:
+        srv.publish(first)
+        proc = start("--tickers", ",".join(tickers), "--ws-url", srv.url, "--data-dir", str(data), "--redis", url,
+                     "--indicators", "sma:5,rsi:3")
+        deadline = time.monotonic() + 60
+        status: dict = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            raw = client.get("colfill:status:live")
+            status = json.loads(raw) if raw else {}
+            if status.get("tickers") == tickers and status.get("bars") == len(first):
+                break
+            time.sleep(0.1)
+        assert status.get("bars") == len(first), (status, proc.poll())
+        srv.publish(second, per_frame=10)  # these are in flight when SIGTERM arrives
+        while srv.pending():
+            time.sleep(0.005)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == errors.OK, err
+    assert "stopping: flushing" in err and f"{len(first) + len(second)} stored" in err
+    assert KEY not in out + err
+    con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
+    try:
+        rows = con.sql("SELECT ticker, ts, close, sma_5 FROM bars_1m ORDER BY ticker, ts").fetchall()
+    finally:
+        con.close()
+    assert len(rows) == len(first) + len(second) and len({(r[0], r[1]) for r in rows}) == len(rows)
+    assert rows[-1][2] == 20.0 + 79 and abs(rows[-1][3] - sum(20.0 + i for i in range(75, 80)) / 5) < 1e-9
+    final = json.loads(client.get("colfill:status:live") or b"{}")
+    assert final.get("bars") == len(first) + len(second)
