@@ -92,3 +92,17 @@ def session_date(ts: pl.Expr) -> pl.Expr:
     import polars as pl
 
     return ts.map_batches(session_dates, return_dtype=pl.Date)
+
+
+def exchange_sessions(start: dt.date, end: dt.date, exchange: str = "XNYS") -> list[dt.date]:
+    """Trading days of `exchange` in [start, end] from `exchange-calendars` (extra `ui`): the exchange's real
+    holidays and one-off closures, so a day without bars can be told from a day without a session."""
+    from colfill._lazy import require
+
+    xcals = require("exchange_calendars", "ui")
+    first = max(start, dt.date(1990, 1, 1))
+    if end < first:
+        return []
+    cal = xcals.get_calendar(exchange, start=(first - dt.timedelta(days=7)).isoformat(),
+                             end=(end + dt.timedelta(days=7)).isoformat())
+    return [d.date() for d in cal.sessions_in_range(first.isoformat(), end.isoformat())]

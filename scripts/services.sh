@@ -40,6 +40,14 @@ if ! redis_ready; then
 fi
 redis_ready || fail "no Redis at $redis_url and none could be started"
 
+# Headless Chromium for the dashboard tests (Playwright drives Debian's browser; it never downloads one).
+if [ ! -x /usr/bin/chromium ]; then
+  { as_root apt-get update -qq >/dev/null \
+      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || { [ "${CI:-}" = true ] && fail "chromium could not be installed (the dashboard tests need /usr/bin/chromium)"
+         echo "services: chromium could not be installed; the dashboard's browser tests will skip" >&2; }
+fi
+
 cat > "$env_file" <<ENV
 export COLFILL_TEST_PG_URL='$pg_url'
 export COLFILL_TEST_REDIS_URL=$redis_url

@@ -1,0 +1,240 @@
+"""The dashboard in a real headless Chromium: pages load without console errors, the chart draws the right
+candles with overlays and panes, the heatmap shows a removed day as missing, a bar published on Redis reaches
+the open chart, and the progress of a run started during the test advances on the page. Screenshots of each
+page are saved under tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import (
+    BIN,
+    ENV,
+    REMOVED_DAY,
+    Browser,
+    Server,
+    colfill,
+    sample_source,
+    serving,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def chart_state(b: Browser) -> dict[str, Any]:
+    return b.page.evaluate("JSON.parse(JSON.stringify(window.__chart || {}))")  # type: ignore[no-any-return]
+
+
+def test_overview_loads_without_console_errors(ui: Server, browser: Browser) -> None:
+    browser.page.goto(ui.url + "/")
+    browser.page.wait_for_selector("#tables tbody tr[data-table=bars_1m]")
+    browser.page.wait_for_selector("#runs tbody tr")
+    browser.page.wait_for_selector("#rejects tbody tr")
+    text = browser.page.inner_text("#tables")
+    assert "bars_1m" in text and "bars_1d" in text
+    assert "problems" in browser.page.inner_text("#runs")  # the run had a rejected row
+    browser.page.click("#rejects a.reason")
+    browser.page.wait_for_selector("#reject-rows tbody tr")
+    assert "2024-01-10.csv.gz" in browser.page.inner_text("#reject-rows")
+    browser.page.wait_for_selector("#progress .prog[data-table=bars_1m]")  # the finished run's progress file
+    browser.shot("overview")
+    assert browser.errors == []
+
+
+def test_chart_draws_the_candles_of_the_range(ui: Server, browser: Browser, sample_data: Path) -> None:
+    browser.page.goto(ui.url + "/ticker/MSFT?tf=1d&start=2024-01-08&end=2024-01-31")
+    wait_for(lambda: chart_state(browser).get("renders"))
+    out = colfill("sql", "SELECT count(*) FROM bars_1d WHERE ticker = 'MSFT' AND timezone('America/New_York', ts)"
+                  "::DATE BETWEEN DATE '2024-01-08' AND DATE '2024-01-31'", "--data-dir", str(sample_data),
+                  "--format", "csv")
+    want = int(out.stdout.splitlines()[1])
+    assert want == 16  # 18 sessions, less the removed day; 15 January is a holiday
+    state = chart_state(browser)
+    assert state["candles"] == want
+    assert browser.page.get_attribute("#info", "data-candles") == str(want)
+    assert browser.page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
+    assert browser.page.locator("#chart g.trace.boxes, #chart .cartesianlayer path").count() > 0
+    browser.shot("chart-day")
+    # the minute chart of the whole range: resampled by the server, every bar counted
+    browser.page.goto(ui.url + "/ticker/MSFT")
+    wait_for(lambda: chart_state(browser).get("renders"))
+    info = browser.page.inner_text("#info")
+    assert "candles of" in info and "1m bars in view" in info
+    assert 0 < chart_state(browser)["candles"] <= 1500
+    coarse = browser.page.inner_text("#info").split(" candles of ")[1].split(" ")[0]
+    browser.shot("chart-minute")
+    # zoom to one morning: the page asks the server for that range again, at a finer bucket
+    renders = chart_state(browser)["renders"]
+    browser.page.evaluate("Plotly.relayout('chart', {'xaxis.range': ['2024-01-24 09:30', '2024-01-24 11:30']})")
+    assert wait_for(lambda: chart_state(browser)["renders"] > renders)
+    fine = browser.page.inner_text("#info")
+    assert fine.split(" candles of ")[1].startswith("1m ") and coarse != "1m", (coarse, fine)
+    assert 100 <= chart_state(browser)["candles"] <= 121  # two hours of (sparse) minute bars, unaggregated
+    browser.shot("chart-zoomed")
+    assert browser.errors == []
+
+
+def test_overlays_and_panes(ui: Server, browser: Browser) -> None:
+    browser.page.goto(ui.url + "/ticker/AAPL?tf=1d")
+    wait_for(lambda: chart_state(browser).get("renders"))
+    renders = chart_state(browser)["renders"]
+    for group in ("bb", "vwap", "ema_20", "macd"):
+        browser.page.check(f"#indicators input[value={group}]")
+        renders += 1
+        assert wait_for(lambda n=renders: chart_state(browser).get("renders", 0) >= n)
+    traces = set(chart_state(browser)["traces"])
+    assert {"AAPL", "volume", "sma_20", "rsi_14", "bb_upper", "bb_middle", "bb_lower", "vwap", "ema_20", "macd",
+            "macd_signal", "macd_hist"} <= traces
+    axes = browser.page.evaluate("Object.keys(document.getElementById('chart').layout).filter(k => /^yaxis/.test(k))")
+    assert len(axes) == 4  # price, volume, RSI pane, MACD pane
+    browser.shot("chart-indicators")
+    assert browser.errors == []
+    # a bad range in the address: the page says why (the API answered 400)
+    browser.page.goto(ui.url + "/ticker/AAPL?tf=1d&start=2024-02-01&end=2024-01-01")
+    assert wait_for(lambda: "start must be before end" in browser.page.inner_text("#message"))
+    browser.page.goto(ui.url + "/ticker/NOPE")
+    assert "unknown ticker 'NOPE'" in browser.page.inner_text("#message")
+    browser.shot("chart-unknown-ticker")
+
+
+def test_heatmap_shows_the_removed_day_missing(ui: Server, browser: Browser) -> None:
+    browser.page.goto(ui.url + "/coverage")
+    browser.page.wait_for_selector("#missing[data-days]")
+    assert browser.page.get_attribute("#missing", "data-days") == REMOVED_DAY
+    assert REMOVED_DAY in browser.page.inner_text("#missing")
+    z = browser.page.evaluate("document.getElementById('heatmap').data[1].z")
+    days = browser.page.evaluate("document.getElementById('heatmap').data[1].x")
+    col = days.index(REMOVED_DAY)
+    assert all(row[col] == 0 for row in z) and all(row[col - 1] > 0 for row in z)
+    browser.page.fill("#search", "MS")
+    wait_for(lambda: browser.page.evaluate("document.getElementById('heatmap').data[1].y.length") == 1)
+    assert browser.page.evaluate("document.getElementById('heatmap').data[1].y") == ["MSFT"]
+    browser.page.fill("#search", "")
+    wait_for(lambda: browser.page.evaluate("document.getElementById('heatmap').data[1].y.length") > 1)
+    browser.shot("coverage")
+    assert browser.errors == []
+
+
+@pytest.mark.redis
+def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser: Browser) -> None:
+    from tests.bus.conftest import ENV as REDIS_ENV
+
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        from tests.conftest import need_service
+
+        need_service("Redis", f"{REDIS_ENV} is not set")
+    import redis  # noqa: I001
+
+    url = url.rsplit("/", 1)[0] + "/9"  # status keys in a database of their own (pub/sub is server-wide)
+    with serving("--data-dir", str(sample_data), "--redis", url) as server:
+        from colfill.bus import open_bus
+
+        status_bus = open_bus(url)  # what `colfill live` publishes about itself
+        status_bus.publish_status("live", {"kind": "live", "tickers": ["AAPL", "NAN"], "bars": 1234,
+                                           "bars_per_s": 12.5, "lag_ms": 87.0, "reconnects": 0,
+                                           "updated_ms": time.time() * 1000})
+        browser.page.goto(server.url + "/")
+        browser.page.wait_for_selector("#live-figures")
+        browser.page.wait_for_selector("#tables tbody tr[data-table=bars_1m]")
+        figures = browser.page.inner_text("#live-figures")
+        assert "2 tickers" in figures and "12.5 bars/s" in figures and "lag 87 ms" in figures
+        browser.shot("overview-live")
+        status_bus.close()
+        redis.Redis.from_url(url).delete("colfill:status:live")
+        browser.page.goto(server.url + "/ticker/NAN?tf=1m")
+        wait_for(lambda: chart_state(browser).get("renders"))
+        browser.page.wait_for_selector("#live-state.ok")
+        before = chart_state(browser)["candles"]
+        last = browser.page.evaluate("window.__chart && document.getElementById('chart').data[0].close.slice(-1)[0]")
+        t = 1707512400000 + 86_400_000 * 3  # Monday 12 February 2024, 16:00 New York: a new day's bucket
+        bar = {"ticker": "NAN", "ts": t, "open": last, "high": last * 1.2, "low": last * 0.9, "close": last * 1.1,
+               "volume": 1234.0, "vw": None, "transactions": 5, "sma_20": None}
+        client = redis.Redis.from_url(url)
+        sent = time.time()
+        publish(client, url, bar)
+        assert wait_for(lambda: chart_state(browser).get("live", 0) >= 1, timeout=2.0), "no live bar within 2 s"
+        elapsed = time.time() - sent
+        state = chart_state(browser)
+        assert state["candles"] == before + 1
+        assert browser.page.evaluate("document.getElementById('chart').data[0].close.slice(-1)[0]") == \
+            pytest.approx(last * 1.1)
+        assert elapsed < 2.0
+        revised = dict(bar, close=last * 1.05, volume=1000.0)  # a revision of the same bar replaces it
+        publish(client, url, revised, revision=True)
+        assert wait_for(lambda: chart_state(browser).get("live", 0) >= 2, timeout=2.0), "no revision within 2 s"
+        assert chart_state(browser)["candles"] == before + 1
+        data = "document.getElementById('chart').data"
+        assert browser.page.evaluate(f"{data}[0].close.slice(-1)[0]") == pytest.approx(last * 1.05)
+        volume = browser.page.evaluate(f"{data}.find(t => t.name === 'volume').y.slice(-1)[0]")
+        assert volume == pytest.approx(1000.0)
+        browser.shot("chart-live")
+        client.close()
+    assert browser.errors == []
+
+
+def publish(client: Any, url: str, bar: dict[str, Any], revision: bool = False) -> None:
+    """A bar as `colfill live` publishes it: through colfill.bus when it is there, else the contract's JSON."""
+    try:
+        import pyarrow as pa
+
+        from colfill.bus.redis import RedisMessageBus
+    except ImportError:
+        message = {"v": 1, "ticker": bar["ticker"], "timeframe": "1m", "t": bar["ts"], "ts": "",
+                   **{k: bar[k] for k in ("open", "high", "low", "close", "volume", "vw", "transactions", "sma_20")},
+                   "revision": revision, "published_ms": time.time() * 1000}
+        client.publish(f"colfill:bars:1m:{bar['ticker']}", json.dumps(message))
+        return
+    import datetime as dt
+
+    row = dict(bar, ts=dt.datetime.fromtimestamp(bar["ts"] / 1000, dt.timezone.utc))
+    table = pa.Table.from_pylist([row], schema=pa.schema([
+        ("ticker", pa.string()), ("ts", pa.timestamp("us", "UTC")), ("open", pa.float64()), ("high", pa.float64()),
+        ("low", pa.float64()), ("close", pa.float64()), ("volume", pa.float64()), ("vw", pa.float64()),
+        ("transactions", pa.int64()), ("sma_20", pa.float64())]))
+    bus = RedisMessageBus(url)
+    bus.publish("1m", table, revision=revision)
+    bus.close()
+
+
+def test_progress_of_a_running_backfill_advances(tmp_path: Path, browser: Browser) -> None:
+    src = sample_source(tmp_path / "src", "2024-01-02", "2024-04-30", tickers=40)
+    data = tmp_path / "data"
+    data.mkdir()
+    with serving("--data-dir", str(data)) as server:
+        browser.page.goto(server.url + "/")
+        browser.page.wait_for_selector("#progress[data-state=none]")
+        proc = subprocess.Popen([str(BIN), "run", "--source", str(src), "--data-dir", str(data), "--start",
+                                 "2024-01-02", "--end", "2024-04-30", "--skip-daily"], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seen: list[int] = []
+        shot = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = browser.page.evaluate(
+                "(() => { const e = document.querySelector('#progress .prog[data-table=bars_1m]');"
+                " return e ? Number(e.dataset.done) : null; })()")
+            if done is not None and (not seen or done != seen[-1]):
+                seen.append(done)
+                if not shot and 0 < done < 80:
+                    browser.shot("overview-progress")
+                    shot = True
+            if browser.page.get_attribute("#progress", "data-state") == "finished":
+                break
+            time.sleep(0.1)
+        assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
+        assert browser.page.get_attribute("#progress", "data-state") == "finished"
+        total = int(browser.page.get_attribute("#progress .prog[data-table=bars_1m]", "data-total") or 0)
+        assert total == 83  # trading days of January to April 2024
+        assert len([d for d in seen if 0 < d < total]) >= 2, seen  # seen advancing, not only the end
+        assert seen == sorted(seen)
+        assert "rows/s" in browser.page.inner_text("#progress")
+    assert browser.errors == []
