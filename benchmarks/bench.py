@@ -7,7 +7,7 @@ views against native tables, same bars) and bytes per minute bar.
 Baselines on the same data: a bare `pl.scan_csv(...).collect()`, TA-Lib once per ticker for the default
 set, and a per-bar pure-Python loop like the original tool's. Then the memory check: end to end on
 twice the days must not need more than 20% more peak memory. Other modules (bench_incremental,
-bench_postgres, bench_rest) add their stages to the same results file.
+bench_postgres, bench_rest, bench_bus, bench_ui, bench_ray) add their stages to the same results file.
 
 Every rows/s is of the measured work only (imports, set-up and reading prepared inputs excluded), with
 its CPU time per row (all threads): their sum over the stages end to end runs says how fast end to end
@@ -342,7 +342,8 @@ def main() -> None:
     e2e_cpu = stages["end_to_end_lake"]["cpu_us_per_row"]
     print(f"  end to end measured            {e2e_cpu:6.3f} us/row, {e2e_cpu * e2e / 1e6:.2f} of {cores} cores busy; "
           f"bare scan {base['bare_scan']['cpu_us_per_row']:.3f} us/row")
-    for extra in ("bench_incremental", "bench_postgres", "bench_rest"):
+    for extra in ("bench_incremental", "bench_postgres", "bench_rest", "bench_live", "bench_bus", "bench_ui",
+                  "bench_ray"):
         if (Path(__file__).parent / f"{extra}.py").exists():
             importlib.import_module(extra).main()
 

@@ -7,9 +7,10 @@ indicators depend on it) — nothing is guessed. Staging resumes from the indica
 the last good day. Loading compares the store's own manifest with the lake's, so a store that missed
 a day (crash, outage) gets it on the next run, and a day is never loaded twice.
 
-Three kinds of work overlap: a reader thread parses the next file while the main thread computes
-indicators, a writer thread writes Parquet/state/manifest, and loader threads feed the store. Queues
-are bounded, so memory follows the size of one day's file, not the number of days.
+Three kinds of work overlap: an executor (`colfill.execute`: this machine's cores, or a Ray cluster)
+parses days ahead and computes indicators, a writer thread writes Parquet/state/manifest, and loader
+threads feed the store. Queues are bounded, so memory follows the size of a few days' files, not the
+number of days.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import Protocol
 import polars as pl
 
 from colfill import reference, universe
-from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable, Unreachable
-from colfill.indicators.batch import enrich
+from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable, TransientError
+from colfill.execute import Executor, open_executor
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
 from colfill.interrupt import Stop
@@ -61,6 +62,7 @@ class BackfillJob:
     rest: object | None = None  # RestSettings for `source="rest"` (else read from the environment)
     rerank: bool = False  # --limit: rank again at `end` instead of keeping the recorded choice
     phases: tuple[str, ...] = ("reference", "corporate")  # REST phases 1 and 2, run when an API key is there
+    adjust: str | None = None  # the adjusted views' basis: "splits" or "dividends"; None keeps the store's
 
     def __post_init__(self) -> None:
         if self.start > self.end:
@@ -70,6 +72,8 @@ class BackfillJob:
             raise InvalidArgument(f"unknown table(s) {unknown}; colfill loads {', '.join(TABLES)}")
         if self.limit is not None and self.limit < 1:
             raise InvalidArgument(f"--limit {self.limit} must be at least 1")
+        if self.adjust not in (None, "splits", "dividends"):
+            raise InvalidArgument(f"--adjust {self.adjust!r}: use splits or dividends")
 
     def lineage(self, table: str, tickers: tuple[str, ...] | None) -> str:
         ident = f"{table}|{','.join(tickers) if tickers else '*'}|{self.indicators.token()}"
@@ -103,10 +107,12 @@ class RunResult:
     stopped: Stop | None = None  # set when a stop was requested (SIGINT/SIGTERM): the run ended early
     selection: Selection | None = None  # --limit's tickers
     reference: dict[str, int] = field(default_factory=dict)  # rows of tickers, splits, dividends written
+    reference_errors: list[str] = field(default_factory=list)  # phases 1-2 that REST did not answer (flat-file bars)
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(not t.errors and not t.rejected for t in self.tables)
+        return (not self.interrupted and not self.reference_errors
+                and all(not t.errors and not t.rejected for t in self.tables))
 
     @property
     def interrupted(self) -> bool:
@@ -188,8 +194,12 @@ def run(
     source: Source | None = None,
     reporter: Reporter | None = None,
     stop: Stop | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Stage and load every table of the job; errors of single files are collected, not raised.
+
+    `executor` stages the days (default: this machine's cores, see `colfill.execute`); the lake and the store are
+    written here either way, so runs of different executors resume each other.
 
     `stop` (set by a signal handler, see `colfill.interrupt`) ends the run early and cleanly: the days in
     flight finish and commit, no new day starts, and the result says how far it got. Raises `NoData` when
@@ -197,18 +207,34 @@ def run(
     """
     reporter = reporter or NullReporter()
     stop = stop or Stop()
+    opened = source is None
     source = source or open_source(job.source, job.prefix, job.rest)
     lake = Lake(job.data_dir / "lake")
     results: list[TableResult] = []
     selection = None
     written: dict[str, int] = {}
     with _exclusive(job.data_dir):
-        api = _reference_api(job, source)
+        api = _rest_api(job, source)
+        source_is_rest = isinstance(getattr(source, "api", None), RestApi)
+        failed: list[str] = []
         for phase in job.phases:
-            if api is not None and not stop.is_set():
-                counts = reference.load(api, store, reference.PHASES[phase])
-                written.update(counts)
-                reporter.note(f"{phase}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+            if api is not None and not stop.is_set() and not failed:
+                try:
+                    counts = reference.load(api, store, reference.PHASES[phase], job.data_dir / "reference")
+                except TransientError as exc:
+                    if source_is_rest:
+                        raise
+                    failed.append(f"{phase}: {exc}")  # the flat files' bars need no REST: load them, exit 1
+                    reporter.note(f"{phase} skipped: {exc}")
+                    continue
+                written.update({t: n for t, n in counts.items() if isinstance(n, int)})
+                reporter.note(f"{phase}: " + ", ".join(f"{n:,} {t}" if isinstance(n, int) else f"{t} {n}"
+                                                       for t, n in counts.items()))
+        if opened and api is not None and not source_is_rest and not failed:
+            from colfill.sources.gapfill import GapFilled
+            from colfill.sources.rest_bars import RestBars
+
+            source = GapFilled(source, RestBars(api))  # phase 3: day files the flat files lack, from REST
         listings = {table: source.list(table, job.start, job.end) for table in job.tables}
         if not any(listings.values()):
             raise NoData(_no_files(source, job))
@@ -221,15 +247,17 @@ def run(
         for table in job.tables:
             if stop.is_set():
                 break
-            results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop))
+            results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop,
+                                      executor or open_executor()))
+        if job.adjust is not None:
+            store.adjusted_views(dividends=job.adjust == "dividends")
     return RunResult(results, store.describe(), lake.root, stopped=stop if stop.is_set() else None,
-                     selection=selection, reference=written)
+                     selection=selection, reference=written, reference_errors=failed)
 
 
-def _reference_api(job: BackfillJob, source: Source) -> RestApi | None:
-    """The REST API for phases 1 and 2: the source's own, else one when an API key is set, else None (skipped)."""
-    if not job.phases:
-        return None
+def _rest_api(job: BackfillJob, source: Source) -> RestApi | None:
+    """The REST API for phases 1 and 2 and for days the flat files lack: the source's own, else one when an API
+    key is set, else None (skipped)."""
     api = getattr(source, "api", None)
     if isinstance(api, RestApi):
         return api
@@ -280,6 +308,7 @@ def _run_table(
     store: Store,
     reporter: Reporter,
     stop: Stop,
+    executor: Executor,
 ) -> TableResult:
     t0 = time.perf_counter()
     res = TableResult(table, files=len(listed))
@@ -319,22 +348,15 @@ def _run_table(
         except ColfillError as exc:
             res.errors.append(str(exc))
 
-    with ThreadPoolExecutor(1, thread_name_prefix="colfill-read") as readers, \
-            ThreadPoolExecutor(1, thread_name_prefix="colfill-write") as writers, \
+    staging = executor.stage(source, todo, tickers, state, job.indicators, timeframe)  # in date order
+    with ThreadPoolExecutor(1, thread_name_prefix="colfill-write") as writers, \
             ThreadPoolExecutor(workers, thread_name_prefix="colfill-load") as loaders:
-        reads = _prefetch(readers, source, todo, tickers)
         writes: list[Future[None]] = []
-        for day, fut in reads:
+        for day in todo:
             if stop.is_set():
-                readers.shutdown(wait=False, cancel_futures=True)
                 break
-            try:
-                parsed = fut.result()
-                error = None
-            except Unreachable:
-                raise  # a refused key or plan: every other day would fail the same way
-            except ColfillError as exc:
-                parsed, error = None, str(exc)
+            staged = next(staging)  # raises Unreachable for a refused key or plan: every day would fail so
+            parsed, error = staged.parsed, staged.error
             if parsed is None:
                 res.failed += 1
                 res.errors.append(error or "")
@@ -343,8 +365,8 @@ def _run_table(
                                              job.indicators))
                 reporter.advance(table, 0)
                 continue
-            bars, state = enrich(parsed.bars, job.indicators, state)
-            state = normalise(state, job.indicators, timeframe)
+            bars, state = staged.bars, staged.state
+            assert bars is not None and state is not None  # a staged day has both
             entry = _entry(table, day, lineage, parsed, "done", None, rows_out=bars.height, tickers=tickers)
             res.staged += 1
             res.rows_in += parsed.rows_in
@@ -357,7 +379,8 @@ def _run_table(
             while len(writes) > 2:
                 writes.pop(0).result()
             submit_load(day, bars, commit)
-            reporter.advance(table, bars.height, store.activity(table))
+            reporter.advance(table, bars.height, " ".join(filter(None, (store.activity(table), executor.activity()))))
+        staging.close()
         for w in writes:
             w.result()
         # Days staged earlier that the store does not hold with the same fingerprint (a crash, an outage).
@@ -376,24 +399,6 @@ def _run_table(
     lake.prune_states(table, lineage, keep=set())
     res.seconds = time.perf_counter() - t0
     return res
-
-
-def _prefetch(
-    pool: ThreadPoolExecutor, source: Source, days: list[_Day], tickers: tuple[str, ...] | None, depth: int = 2
-) -> Iterator[tuple[_Day, Future[ParsedFile]]]:
-    """Parse up to `depth` files ahead of the consumer, in order."""
-    pending: list[tuple[_Day, Future[ParsedFile]]] = []
-    it = iter(days)
-    for day in it:
-        pending.append((day, pool.submit(source.read, day.obj, tickers)))
-        if len(pending) >= depth:
-            break
-    while pending:
-        head = pending.pop(0)
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append((nxt, pool.submit(source.read, nxt.obj, tickers)))
-        yield head
 
 
 def _entry(

@@ -13,8 +13,11 @@ import sys
 import typer
 
 from colfill.cli import db, state
+from colfill.cli.live import live
 from colfill.cli.run import demo, run, sample
 from colfill.cli.sql import sql
+from colfill.cli.tail import tail
+from colfill.cli.ui import ui
 from colfill.errors import EXIT_CODES
 
 
@@ -35,8 +38,11 @@ app = typer.Typer(
 )
 app.command()(run)
 app.command()(demo)
+app.command()(live)
 app.command()(sample)
 app.command()(sql)
+app.command()(tail)
+app.command()(ui)
 app.add_typer(db.app, name="db", help="PostgreSQL/TimescaleDB schema and status.")
 app.add_typer(state.app, name="state", help="Export and import the indicator state (live engine hand-off).")
 

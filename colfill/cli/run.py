@@ -60,6 +60,12 @@ def run(
                                                  "from REST (phase 1; runs when an API key is set).")] = False,
     skip_corporate: Annotated[bool, typer.Option("--skip-corporate", help="Do not load corporate actions (splits, "
                                                  "dividends) from REST (phase 2).")] = False,
+    adjust: Annotated[
+        str | None,
+        typer.Option(help="What the bars_*_adjusted views restate: `splits` (prices / split ratios after the bar, "
+                     "volume x them), or `dividends` (splits and cash dividends: total-return prices, "
+                     "CRSP-style). Kept by the store until given again. Default: splits.", show_default=False),
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option(envvar="COLFILL_SOURCE", show_envvar=True,
@@ -85,6 +91,19 @@ def run(
                      "sma_20, sma_50, ema_20, rsi_14, macd, bollinger 20/2, vwap)."),
     ] = None,
     load_workers: Annotated[int, typer.Option(help="Parallel load connections (PostgreSQL).")] = 2,
+    executor: Annotated[str, typer.Option(help="Where days are parsed and indicators computed: `local` (this "
+                                          "machine's cores) or `ray` (a Ray cluster; pip install "
+                                          "'colfill[ray]'). The lake and store are the same either way.")]
+    = "local",
+    ray_address: Annotated[str | None, typer.Option(envvar="COLFILL_RAY_ADDRESS", show_envvar=True,
+                                                    help="--executor ray: `auto` joins the cluster of `ray start` "
+                                                    "on this node, ray://HOST:10001 a remote one; default: a Ray "
+                                                    "instance started for this run.")] = None,
+    workers: Annotated[int | None, typer.Option(help="CPUs to use (local executor, or the Ray instance started "
+                                                "for the run). Default: every core.")] = None,
+    shards: Annotated[int | None, typer.Option(help="Ticker shards whose indicator chains run in parallel (a stable "
+                                               "hash of the ticker). Default: 1 per 4 local cores, 1 per Ray CPU; "
+                                               "at most 8.", show_default=False)] = None,
     timescale: Annotated[
         bool | None,
         typer.Option("--timescale/--no-timescale", show_default=False,
@@ -100,6 +119,10 @@ def run(
                      "policy's compress_after, so a backfill's disk stays near its compressed size; --no-compress "
                      "leaves them to the compression policy."),
     ] = True,
+    redis: Annotated[str | None, typer.Option("--redis", envvar="COLFILL_REDIS_URL", show_default=False,
+                                              help="Also publish the run's progress on Redis (redis://host:port/db) "
+                                              "for `colfill ui`; it is always in <data-dir>/progress/run.json.")]
+    = None,
 ) -> None:
     """Backfill bars from flat files: validate, compute indicators, stage Parquet, load the store.
 
@@ -132,8 +155,11 @@ def run(
         start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
         indicators=indicator_set, prefix=prefix, store_url=db, rerank=rerank,
         phases=tuple(p for p, skip in (("reference", skip_reference), ("corporate", skip_corporate)) if not skip),
+        adjust=adjust,
     )
-    result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
+    result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress,
+                     redis_url=redis, executor=executor, ray_address=ray_address, workers=workers,
+                     shards=shards)
     raise typer.Exit(exit_code(result))
 
 
@@ -160,26 +186,37 @@ def exit_code(result: RunResult) -> int:
 
 
 def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = None, create_db: bool = False,
-            compress: bool = True) -> RunResult:
+            compress: bool = True, redis_url: str | None = None, executor: str = "local",
+            ray_address: str | None = None, workers: int | None = None, shards: int | None = None) -> RunResult:
     """Run a job with a Rich progress display and print the summary; returns the RunResult."""
     from colfill import interrupt, pipeline
     from colfill.cli.output import RichReporter, console, summary
+    from colfill.execute import open_executor
+    from colfill.progress import ProgressFile, Tee
     from colfill.stores import open_store, resolve_url
 
     err = console(stderr=True)
     url = resolve_url(job.store_url, job.data_dir)
+    runner = open_executor(executor, address=ray_address, workers=workers, shards=shards)  # no cluster: fail first
     store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     origin = f"REST {getattr(job.rest, 'url', 'API')}" if job.source == "rest" else f"{job.source}/{job.prefix}"
     err.print(f"colfill: {origin} {job.start}..{job.end} → {store.describe()}", highlight=False)
+    if runner.name != "local":
+        err.print(f"executor: {runner.describe()}", highlight=False)
     for notice in getattr(store, "notices", ()):
         err.print(f"[yellow]notice:[/] {notice}", highlight=False, soft_wrap=True)
     t0 = time.perf_counter()
     stop = interrupt.Stop()
+    progress = ProgressFile(job.data_dir, redis_url)  # for `colfill ui`: progress/run.json (and Redis)
+    result: RunResult | None = None
     try:
-        with RichReporter(err) as reporter, interrupt.graceful(stop, reporter.note):
-            result = pipeline.run(job, store, reporter=reporter, stop=stop)
+        with RichReporter(err) as rich, interrupt.graceful(stop, rich.note):
+            result = pipeline.run(job, store, reporter=Tee(rich, progress), stop=stop, executor=runner)
     finally:
+        runner.close()
         store.close()
+        progress.finish(result)
+    assert result is not None
     summary(err, result, time.perf_counter() - t0)
     if result.interrupted:
         done, todo = result.progress()
