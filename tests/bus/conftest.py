@@ -4,30 +4,11 @@ uses, so streams and channels of concurrent tests never meet (pub/sub is shared 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
-
-from tests.conftest import need_service
-
-ENV = "COLFILL_TEST_REDIS_URL"
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    url = os.environ.get(ENV)
-    if not url:
-        need_service("Redis", f"{ENV} is not set")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except Exception as exc:
-        need_service("Redis", f"cannot reach {ENV}: {exc}")
-    return url  # type: ignore[return-value]
 
 
 @pytest.fixture

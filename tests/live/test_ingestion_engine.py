@@ -199,20 +199,6 @@ def test_live_indicators_equal_a_batch_recompute_of_backfill_plus_live(kind: str
 
 # -- Redis ----------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("COLFILL_TEST_REDIS_URL")
-    if not url:
-        need_service("redis-server", "COLFILL_TEST_REDIS_URL is not set")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_timeout=2).ping()
-    except Exception as exc:
-        need_service("redis-server", f"cannot reach {url}: {exc}")
-    return url  # type: ignore[return-value]
-
-
 @pytest.mark.redis
 def test_every_bar_reaches_redis_with_the_live_status(redis_url: str, tmp_path: Path) -> None:
     from colfill.bus.redis import RedisMessageBus, subscribe

@@ -21,7 +21,6 @@ import duckdb
 import pytest
 
 from colfill import errors
-from tests.conftest import need_service
 from tests.polygon_ws_server import PolygonWsServer, minute_bar
 
 BIN = Path(sys.executable).with_name("colfill")
@@ -60,17 +59,11 @@ def test_bad_usage_exits_2(args: list[str], says: str, tmp_path: Path) -> None:
 @pytest.mark.redis
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_flushes_everything_received_and_exits_0(signum: int, tmp_path: Path) -> None:
-    url = os.environ.get("COLFILL_TEST_REDIS_URL")
-    if not url:
-        need_service("redis-server", "COLFILL_TEST_REDIS_URL is not set")
+def test_a_signal_flushes_everything_received_and_exits_0(signum: int, tmp_path: Path, redis_url: str) -> None:
     import redis
 
+    url = redis_url
     client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        client.ping()
-    except Exception as exc:
-        need_service("redis-server", f"cannot reach {url}: {exc}")
     tickers = [f"Q{uuid.uuid4().hex[:5].upper()}" for _ in range(2)]
     first = [minute_bar(t, T0 + i * MIN, 20.0 + i) for i in range(50) for t in tickers]
     second = [minute_bar(t, T0 + i * MIN, 20.0 + i) for i in range(50, 80) for t in tickers]

@@ -6,7 +6,6 @@ page are saved under tests/artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -124,17 +123,10 @@ def test_heatmap_shows_the_removed_day_missing(ui: Server, browser: Browser) -> 
 
 
 @pytest.mark.redis
-def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser: Browser) -> None:
-    from tests.bus.conftest import ENV as REDIS_ENV
+def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser: Browser, redis_url: str) -> None:
+    import redis
 
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        from tests.conftest import need_service
-
-        need_service("Redis", f"{REDIS_ENV} is not set")
-    import redis  # noqa: I001
-
-    url = url.rsplit("/", 1)[0] + "/9"  # status keys in a database of their own (pub/sub is server-wide)
+    url = redis_url.rsplit("/", 1)[0] + "/9"  # status keys in a database of their own (pub/sub is server-wide)
     with serving("--data-dir", str(sample_data), "--redis", url) as server:
         from colfill.bus import open_bus
 

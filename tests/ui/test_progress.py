@@ -107,17 +107,10 @@ def test_tee_forwards_every_call(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-def test_run_status_on_redis(tmp_path: Path) -> None:
-    from tests.bus.conftest import ENV
-
-    url = os.environ.get(ENV)
-    if not url:
-        from tests.conftest import need_service
-
-        need_service("Redis", f"{ENV} is not set")
+def test_run_status_on_redis(tmp_path: Path, redis_url: str) -> None:
     import redis
 
-    url = url.rsplit("/", 1)[0] + "/9"  # a database of its own: status keys are per database
+    url = redis_url.rsplit("/", 1)[0] + "/9"  # a database of its own: status keys are per database
     client = redis.Redis.from_url(url)
     pubsub = client.pubsub()
     pubsub.subscribe("colfill:status")
