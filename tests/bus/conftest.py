@@ -1,5 +1,5 @@
-"""Redis fixtures: `redis_url` is the redis-server of COLFILL_TEST_REDIS_URL; `timeframe` is a name no other test
-uses, so streams and channels of concurrent tests never meet (pub/sub is shared by every database of a server)."""
+"""Redis fixtures (`redis_url` itself is in tests/conftest.py): `timeframe` is a name no other test uses, so
+streams and channels of concurrent tests never meet (pub/sub is shared by every database of a server)."""
 
 from __future__ import annotations
 
