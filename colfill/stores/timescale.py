@@ -100,8 +100,9 @@ def hypertable_sql(schema: str, table: str, version: tuple[int, int], ext_schema
     rel = quote_literal(qualified(schema, table))
     ext = quote_ident(ext_schema)
     stmts = [
-        f"SELECT {ext}.create_hypertable({rel}, {ext}.by_range('ts', INTERVAL {quote_literal(spec.chunk_interval)}), "
-        "create_default_indexes => false, if_not_exists => true)"
+        # FROM: it returns a record (hypertable_id, created), which the ADBC driver cannot read as one column
+        f"SELECT 1 FROM {ext}.create_hypertable({rel}, {ext}.by_range('ts', "
+        f"INTERVAL {quote_literal(spec.chunk_interval)}), create_default_indexes => false, if_not_exists => true)"
     ]
     if version >= COLUMNSTORE_VERSION:
         stmts.append(

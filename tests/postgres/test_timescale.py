@@ -24,8 +24,8 @@ pytestmark = pytest.mark.postgres
 
 def test_hypertable_ddl_with_compression_names_before_2_18() -> None:
     assert tsdb.hypertable_sql("mkt", "bars_1m", (2, 14)) == [
-        "SELECT \"public\".create_hypertable('\"mkt\".\"bars_1m\"', \"public\".by_range('ts', INTERVAL '1 day'), "
-        "create_default_indexes => false, if_not_exists => true)",
+        "SELECT 1 FROM \"public\".create_hypertable('\"mkt\".\"bars_1m\"', "
+        "\"public\".by_range('ts', INTERVAL '1 day'), create_default_indexes => false, if_not_exists => true)",
         'ALTER TABLE "mkt"."bars_1m" SET (timescaledb.compress, timescaledb.compress_segmentby = \'ticker\', '
         "timescaledb.compress_orderby = 'ts')",
     ]
@@ -37,7 +37,7 @@ def test_hypertable_ddl_with_compression_names_before_2_18() -> None:
 @pytest.mark.parametrize("version", [(2, 18), (2, 28), (2, 29)])
 def test_hypertable_ddl_with_columnstore_names_from_2_18(version: tuple[int, int]) -> None:
     assert tsdb.hypertable_sql("mkt", "bars_1d", version, ext_schema="tsdb") == [
-        "SELECT \"tsdb\".create_hypertable('\"mkt\".\"bars_1d\"', \"tsdb\".by_range('ts', INTERVAL '365 days'), "
+        "SELECT 1 FROM \"tsdb\".create_hypertable('\"mkt\".\"bars_1d\"', \"tsdb\".by_range('ts', INTERVAL '365 days'), "
         "create_default_indexes => false, if_not_exists => true)",
         'ALTER TABLE "mkt"."bars_1d" SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = \'ticker\', '
         "timescaledb.orderby = 'ts')",
@@ -49,7 +49,7 @@ def test_hypertable_ddl_with_columnstore_names_from_2_18(version: tuple[int, int
 
 def test_ddl_quotes_names_with_quotes() -> None:
     stmts = tsdb.hypertable_sql("we'ird \"s\"", "bars_1m", (2, 14))
-    assert stmts[0].startswith("SELECT \"public\".create_hypertable('\"we''ird \"\"s\"\"\".\"bars_1m\"', ")
+    assert stmts[0].startswith("SELECT 1 FROM \"public\".create_hypertable('\"we''ird \"\"s\"\"\".\"bars_1m\"', ")
     assert stmts[1].startswith('ALTER TABLE "we\'ird ""s"""."bars_1m" SET (')
 
 
