@@ -244,11 +244,12 @@ def run(
                                                 reference.common_stocks(store))
             reporter.note(selection.describe() + ("" if ranked else " (recorded; --rerank ranks again)"))
             tickers = tuple(sorted(selection.tickers))
+        executor = executor or open_executor()
         for table in job.tables:
             if stop.is_set():
                 break
             results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop,
-                                      executor or open_executor()))
+                                      executor))
         if job.adjust is not None:
             store.adjusted_views(dividends=job.adjust == "dividends")
     return RunResult(results, store.describe(), lake.root, stopped=stop if stop.is_set() else None,

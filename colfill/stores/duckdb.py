@@ -199,28 +199,25 @@ class DuckDBStore:
 
     def upsert_live(self, table: str, rows: pa.Table) -> int:
         """Upsert live bars into `table` by (ticker, ts) in one transaction (colfill.stores.live_rows)."""
-        return self._upsert(table, table, rows)
-
-    def _upsert(self, table: str, target: str, rows: pa.Table) -> int:
         from colfill.stores.live_rows import check_rows, duckdb_upsert, last_per_key
 
         check_rows(table, rows)
         rows = last_per_key(rows)
-        known = self._columns.get(target)
+        known = self._columns.get(table)
         if known is None or any(c not in known for c in rows.column_names):
             with self._lock:
-                existing = self._table_columns(target)
-            # the backfill's DDL (LakeStore's is a no-op); only new columns are checked: INSERT casts the others
+                existing = self._table_columns(table)
+            # the backfill's DDL; only new columns are checked: INSERT casts the others
             new = [f for f in rows.schema if f.name not in existing] if existing else list(rows.schema)
-            DuckDBStore.ensure_table(self, target, pa.schema(new))
+            self.ensure_table(table, pa.schema(new))
         with self._lock:
             self.con.execute("BEGIN TRANSACTION")
             try:
-                written = duckdb_upsert(self.con, target, self._columns[target], rows)
+                written = duckdb_upsert(self.con, table, self._columns[table], rows)
                 self.con.execute("COMMIT")
             except Exception as exc:
                 self.con.execute("ROLLBACK")
-                raise StoreError(f"writing live bars into {target} in {self.path} failed: {exc}") from exc
+                raise StoreError(f"writing live bars into {table} in {self.path} failed: {exc}") from exc
         return written
 
     # -- indicator state hand-off (colfill state, the live engine) --
