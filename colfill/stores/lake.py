@@ -164,7 +164,9 @@ class LakeStore(DuckDBStore):
         self._refreshed = 0.0
         self._depth = 0
         self._use = threading.RLock()
-        self._background: threading.Thread | None = None
+        self._background: threading.Thread | None = None  # the catalogue refresh of the live path, if running
+        self._stale = False  # a live day appeared since the background refresh began
+        self._starting = threading.Lock()
         self._live: LiveFiles | None = None
         with self._held():
             super().__init__(str(self.data_dir / CATALOGUE))
@@ -298,25 +300,41 @@ class LakeStore(DuckDBStore):
         written = self._live.upsert(table, rows)
         if self._live.new_day:  # in the background: the live path must not wait for the catalogue
             self._live.new_day = False
-            if self._background is None or not self._background.is_alive():
-                self._background = threading.Thread(target=self._refresh_if_free, name="colfill-catalogue",
-                                                    daemon=True)
-                self._background.start()
+            with self._starting:
+                self._stale = True
+                if self._background is None:
+                    self._background = threading.Thread(target=self._refresh_while_stale,
+                                                        name="colfill-catalogue", daemon=True)
+                    self._background.start()
         return written
 
     def close(self) -> None:
-        if self._background is not None:
-            self._background.join()
+        with self._starting:
+            background = self._background
+        if background is not None:
+            background.join()
         with self._use:
             super().close()
 
-    def _refresh_if_free(self) -> None:
+    def _refresh_while_stale(self) -> None:
+        """Refresh until no live day appeared meanwhile: a day started during a refresh that had already
+        listed the live folders would otherwise stay out of the views."""
         try:
-            with self._held():
-                self._open(wait=0.2)
-                self.refresh()
+            while True:
+                with self._starting:
+                    if not self._stale:
+                        self._background = None
+                        return
+                    self._stale = False
+                with self._held():
+                    self._open(wait=0.2)
+                    self.refresh()
         except StoreError:
             pass  # held by another process, whose next refresh names the live files
+        finally:
+            with self._starting:
+                if self._background is threading.current_thread():
+                    self._stale, self._background = False, None
 
     def _prune_live(self) -> None:
         """Delete the live files of days the lake now holds whole (their backfilled rows replace them)."""

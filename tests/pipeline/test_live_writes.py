@@ -162,6 +162,38 @@ def test_a_lake_without_day_files_shows_its_live_rows(tmp_path: Path) -> None:
     assert query(tmp_path / "colfill.duckdb", "SELECT count(*) FROM bars_1m") == [(2,)]
 
 
+def test_a_live_day_started_during_a_background_refresh_reaches_the_views(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refresh a new live day starts runs in the background; a day of another table begun while that
+    refresh is past listing the live folders must still be in the views at close (CI once lost it)."""
+    import threading
+
+    import colfill.stores.lake as lake_module
+
+    listed, release = threading.Event(), threading.Event()
+    original = lake_module.lake_views_sql
+
+    def pausing(lake: object) -> dict[str, str | None]:
+        views = original(lake)
+        if not listed.is_set():
+            listed.set()
+            assert release.wait(10)
+        return views
+
+    store = open_store(f"lake:///{tmp_path.resolve()}")
+    monkeypatch.setattr(lake_module, "lake_views_sql", pausing)
+    day = dt.date(2024, 3, 6)
+    assert store.upsert_live("bars_1m", live_rows([("AAPL", minute(day, 9, 30))])) == 1
+    assert listed.wait(10)  # the background refresh has listed the folders: bars_1d has none yet
+    midnight = dt.datetime.combine(day, dt.time(), NEW_YORK).astimezone(UTC)
+    assert store.upsert_live("bars_1d", live_rows([("AAPL", midnight)])) == 1
+    release.set()
+    store.close()
+    catalogue = tmp_path / "colfill.duckdb"
+    assert query(catalogue, "SELECT count(*) FROM bars_1m") == [(1,)]
+    assert query(catalogue, "SELECT count(*) FROM bars_1d") == [(1,)]
+
+
 def test_a_tickers_backfill_hides_only_its_tickers_live_rows(source: Path, tmp_path: Path) -> None:
     day = dt.date(2024, 3, 6)
     keys = [k for k in source_keys(source, day) if k[0] in ("AAPL", "MSFT")]
