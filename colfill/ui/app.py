@@ -1,9 +1,9 @@
 """The dashboard's web application (Starlette): pages, our static files, the charting bundle, and the API routes.
 
 Pages are static HTML of our own (`colfill/ui/static/`) that fetch the JSON API; the chart page of a ticker
-the store does not hold answers 404 with the message in the page. The charting library is Plotly's
-JavaScript bundle as it ships inside the `plotly` wheel (`plotly/package_data/plotly.min.js`), served from
-memory gzip-compressed once, so the page needs no internet and nothing is copied into this repository.
+the store does not hold answers 404 with the message in the page. The charting libraries are JavaScript
+bundles as their wheels ship them (colfill.ui.dashboard.BUNDLES), served under /vendor/ from memory,
+gzip-compressed once, so the pages need no internet and nothing is copied into this repository.
 Every answer carries a Content-Security-Policy that allows only this server as a source.
 """
 
@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from colfill.errors import ColfillError, InvalidArgument, StoreError
 from colfill.ui import api
-from colfill.ui.dashboard import Dashboard
+from colfill.ui.dashboard import BUNDLES, Dashboard
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
@@ -90,10 +90,13 @@ def create_app(dash: Dashboard, hosts: tuple[str, ...] | list[str] = LOOPBACK_HO
         del ticker
         return _page("chart.html")
 
-    async def plotly_js(request: Request) -> Response:
+    async def vendor_js(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        data, etag = await run_in_threadpool(dash.bundle)
+        name = request.path_params["name"]
+        if name not in BUNDLES:
+            return Response("not found", status_code=404, media_type="text/plain")
+        data, etag = await run_in_threadpool(dash.bundle, name)
         headers = {"Cache-Control": "public, max-age=86400", "ETag": f'"{etag}"'}
         if request.headers.get("if-none-match") == f'"{etag}"':
             return Response(status_code=304, headers=headers)
@@ -114,7 +117,7 @@ def create_app(dash: Dashboard, hosts: tuple[str, ...] | list[str] = LOOPBACK_HO
         Route("/", overview_page),
         Route("/coverage", coverage_page),
         Route("/ticker/{ticker:path}", ticker_page),
-        Route("/vendor/plotly.min.js", plotly_js),
+        Route("/vendor/{name}", vendor_js),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Route("/api/overview", _json_route(dash, api.overview)),
         Route("/api/status", _json_route(dash, api.status)),

@@ -80,10 +80,11 @@ def serve(data_dir: Path, db: str | None, redis_url: str | None, host: str, port
     import uvicorn
 
     from colfill.ui.app import allowed_hosts, create_app
-    from colfill.ui.dashboard import Dashboard, plotly_bundle
+    from colfill.ui.dashboard import BUNDLES, Dashboard, vendor_bundle
     from colfill.ui.live import LiveHub
 
-    plotly_bundle()  # the charting bundle must be there before we say we are up
+    for name in BUNDLES:  # the charting bundles must be there before we say we are up
+        vendor_bundle(name)
     reader = open_reader(data_dir, db)
     hub = LiveHub(redis_url) if redis_url else None
     if hub is not None and not hub.ping():

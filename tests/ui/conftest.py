@@ -147,11 +147,13 @@ def have_chromium() -> None:
 
 
 class Browser:
-    """A Playwright page in headless Chromium with the console's errors collected."""
+    """A Playwright page in headless Chromium with the console's errors and every requested URL collected."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
         self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
         page.on("console", lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
 

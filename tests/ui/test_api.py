@@ -152,7 +152,7 @@ def test_the_extra_is_lazy_and_named(sample_data: Path) -> None:
     import sys
 
     code = ("import sys, colfill, colfill.cli; print(','.join(m for m in ('starlette', 'uvicorn', 'plotly', "
-            "'exchange_calendars', 'playwright', 'pandas') if m in sys.modules))")
+            "'lightweight_charts', 'webview', 'exchange_calendars', 'playwright', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
     hide = ("import sys; sys.modules['starlette'] = None; from colfill.cli import main; "

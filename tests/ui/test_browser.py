@@ -59,25 +59,38 @@ def test_chart_draws_the_candles_of_the_range(ui: Server, browser: Browser, samp
     state = chart_state(browser)
     assert state["candles"] == want
     assert browser.page.get_attribute("#info", "data-candles") == str(want)
-    assert browser.page.evaluate("document.getElementById('chart').data[0].type") == "candlestick"
-    assert browser.page.locator("#chart g.trace.boxes, #chart .cartesianlayer path").count() > 0
+    assert state["traces"][0] == "MSFT" and browser.page.evaluate("window.__chart.inView()") == want  # all shown
+    assert set(browser.page.evaluate("window.__chart.last('MSFT')")) >= {"open", "high", "low", "close"}
+    assert browser.page.locator("#chart canvas").count() > 0
     browser.shot("chart-day")
     # the minute chart of the whole range: resampled by the server, every bar counted
     browser.page.goto(ui.url + "/ticker/MSFT")
     wait_for(lambda: chart_state(browser).get("renders"))
     info = browser.page.inner_text("#info")
-    assert "candles of" in info and "1m bars in view" in info
+    assert "candles of" in info and "1m bars in range" in info
     assert 0 < chart_state(browser)["candles"] <= 1500
     coarse = browser.page.inner_text("#info").split(" candles of ")[1].split(" ")[0]
     browser.shot("chart-minute")
     # zoom to one morning: the page asks the server for that range again, at a finer bucket
     renders = chart_state(browser)["renders"]
-    browser.page.evaluate("Plotly.relayout('chart', {'xaxis.range': ['2024-01-24 09:30', '2024-01-24 11:30']})")
+    browser.page.evaluate("window.__chart.zoom('2024-01-24 09:30', '2024-01-24 11:30')")  # as the wheel does
     assert wait_for(lambda: chart_state(browser)["renders"] > renders)
     fine = browser.page.inner_text("#info")
     assert fine.split(" candles of ")[1].startswith("1m ") and coarse != "1m", (coarse, fine)
-    assert 100 <= chart_state(browser)["candles"] <= 121  # two hours of (sparse) minute bars, unaggregated
+    assert 100 <= browser.page.evaluate("window.__chart.inView()") <= 121  # two hours of minute bars, unaggregated
+    assert chart_state(browser)["candles"] > 121  # and half as much again on each side, for panning
     browser.shot("chart-zoomed")
+    # a drag to the loaded candles' left end: the page asks for the range it moved to, at the same bucket
+    renders, before = chart_state(browser)["renders"], browser.page.inner_text("#info")
+    box = browser.page.locator("#pane-price").bounding_box()
+    y = box["y"] + box["height"] / 2
+    browser.page.mouse.move(box["x"] + 100, y)
+    browser.page.mouse.down()
+    browser.page.mouse.move(box["x"] + box["width"] - 100, y, steps=15)
+    browser.page.mouse.up()
+    assert wait_for(lambda: chart_state(browser)["renders"] > renders)
+    after = browser.page.inner_text("#info")
+    assert after != before and after.split(" candles of ")[1].startswith("1m "), (before, after)
     assert browser.errors == []
 
 
@@ -92,8 +105,8 @@ def test_overlays_and_panes(ui: Server, browser: Browser) -> None:
     traces = set(chart_state(browser)["traces"])
     assert {"AAPL", "volume", "sma_20", "rsi_14", "bb_upper", "bb_middle", "bb_lower", "vwap", "ema_20", "macd",
             "macd_signal", "macd_hist"} <= traces
-    axes = browser.page.evaluate("Object.keys(document.getElementById('chart').layout).filter(k => /^yaxis/.test(k))")
-    assert len(axes) == 4  # price, volume, RSI pane, MACD pane
+    assert chart_state(browser)["scales"] == ["price", "volume", "rsi_14", "macd"]  # RSI and MACD in panes
+    assert browser.page.locator("#chart .pane").count() == 3
     browser.shot("chart-indicators")
     assert browser.errors == []
     # a bad range in the address: the page says why (the API answered 400)
@@ -102,6 +115,28 @@ def test_overlays_and_panes(ui: Server, browser: Browser) -> None:
     browser.page.goto(ui.url + "/ticker/NOPE")
     assert "unknown ticker 'NOPE'" in browser.page.inner_text("#message")
     browser.shot("chart-unknown-ticker")
+
+
+def test_every_asset_comes_from_our_server(ui: Server, browser: Browser) -> None:
+    """No CDN: the pages load only from colfill's server, the charting libraries as their wheels ship them."""
+    import urllib.request
+
+    from colfill.ui.dashboard import BUNDLES, vendor_bundle
+
+    drawn_by = {"/": "#tables tbody tr", "/coverage": "#missing[data-days]", "/ticker/AAPL": "#info[data-candles]"}
+    for page, drawn in drawn_by.items():
+        browser.page.goto(ui.url + page)
+        browser.page.wait_for_selector(drawn)
+    assert browser.requests and all(u.startswith(ui.url + "/") for u in browser.requests), browser.requests
+    loaded = {u.rsplit("/", 1)[1] for u in browser.requests if "/vendor/" in u}
+    assert loaded == set(BUNDLES)
+    for name in BUNDLES:
+        with urllib.request.urlopen(f"{ui.url}/vendor/{name}", timeout=30) as res:
+            assert res.read() == vendor_bundle(name).read_bytes()
+            assert "max-age" in res.headers["Cache-Control"]
+    status, _, _ = ui.get("/vendor/jquery.js")
+    assert status == 404
+    assert browser.errors == []
 
 
 def test_heatmap_shows_the_removed_day_missing(ui: Server, browser: Browser) -> None:
@@ -146,7 +181,7 @@ def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser:
         wait_for(lambda: chart_state(browser).get("renders"))
         browser.page.wait_for_selector("#live-state.ok")
         before = chart_state(browser)["candles"]
-        last = browser.page.evaluate("window.__chart && document.getElementById('chart').data[0].close.slice(-1)[0]")
+        last = browser.page.evaluate("window.__chart.last('NAN').close")
         t = 1707512400000 + 86_400_000 * 3  # Monday 12 February 2024, 16:00 New York: a new day's bucket
         bar = {"ticker": "NAN", "ts": t, "open": last, "high": last * 1.2, "low": last * 0.9, "close": last * 1.1,
                "volume": 1234.0, "vw": None, "transactions": 5, "sma_20": None}
@@ -157,17 +192,14 @@ def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser:
         elapsed = time.time() - sent
         state = chart_state(browser)
         assert state["candles"] == before + 1
-        assert browser.page.evaluate("document.getElementById('chart').data[0].close.slice(-1)[0]") == \
-            pytest.approx(last * 1.1)
+        assert browser.page.evaluate("window.__chart.last('NAN').close") == pytest.approx(last * 1.1)
         assert elapsed < 2.0
         revised = dict(bar, close=last * 1.05, volume=1000.0)  # a revision of the same bar replaces it
         publish(client, url, revised, revision=True)
         assert wait_for(lambda: chart_state(browser).get("live", 0) >= 2, timeout=2.0), "no revision within 2 s"
         assert chart_state(browser)["candles"] == before + 1
-        data = "document.getElementById('chart').data"
-        assert browser.page.evaluate(f"{data}[0].close.slice(-1)[0]") == pytest.approx(last * 1.05)
-        volume = browser.page.evaluate(f"{data}.find(t => t.name === 'volume').y.slice(-1)[0]")
-        assert volume == pytest.approx(1000.0)
+        assert browser.page.evaluate("window.__chart.last('NAN').close") == pytest.approx(last * 1.05)
+        assert browser.page.evaluate("window.__chart.last('volume').value") == pytest.approx(1000.0)
         browser.shot("chart-live")
         client.close()
     assert browser.errors == []

@@ -1,4 +1,4 @@
-// Shared helpers of the colfill dashboard pages (no framework; Plotly comes from /vendor/plotly.min.js).
+// Shared helpers of the colfill dashboard pages (no framework; the charting libraries come from /vendor/).
 "use strict";
 const colfill = {
   async json(url) {
