@@ -92,6 +92,19 @@ class Lake:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Parsed manifest entries by file, valid while the file's identity is the same (every write replaces
+        # the file, so a new inode and mtime): the lake store lists a table's entries at every refresh.
+        self._parsed: dict[Path, tuple[tuple[int, int, int], ManifestEntry]] = {}
+
+    def _entry(self, path: Path) -> ManifestEntry:
+        st = path.stat()
+        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._parsed.get(path)
+        if hit is not None and hit[0] == ident:
+            return hit[1]
+        entry = ManifestEntry.from_json(path.read_text())
+        self._parsed[path] = (ident, entry)
+        return entry
 
     def partition(self, table: str, date: dt.date, lineage: str) -> Path:
         return self.root / f"table={table}" / f"date={date.isoformat()}" / f"part-{lineage}.parquet"
@@ -152,13 +165,12 @@ class Lake:
         folder = self._manifest_dir(table, lineage)
         if not folder.exists():
             return {}
-        entries = (ManifestEntry.from_json(p.read_text()) for p in folder.glob("date=*.json"))
+        entries = (self._entry(p) for p in folder.glob("date=*.json"))
         return {e.date: e for e in sorted(entries, key=lambda e: e.date)}
 
     def entries(self, table: str) -> list[ManifestEntry]:
         """Every manifest entry of `table`, of every lineage."""
-        return [ManifestEntry.from_json(p.read_text())
-                for p in (self.root / "_manifest").glob(f"table={table}/lineage=*/date=*.json")]
+        return [self._entry(p) for p in (self.root / "_manifest").glob(f"table={table}/lineage=*/date=*.json")]
 
     def all_manifests(self) -> pl.DataFrame:
         """Every manifest entry of every table and lineage, for status and SQL."""

@@ -172,3 +172,19 @@ def test_an_earlier_native_store_keeps_loading_with_a_notice(source: Path, tmp_p
     finally:
         store.close()
 
+
+
+def test_manifest_entries_are_read_again_when_rewritten(tmp_path: Path) -> None:
+    """The lake keeps parsed manifest entries between refreshes; a rewritten entry must not be served stale."""
+    import dataclasses
+
+    from colfill.stage.lake import Lake, ManifestEntry
+
+    lake = Lake(tmp_path)
+    entry = ManifestEntry(table="bars_1m", date=dt.date(2024, 3, 5), lineage="l1", source_key="k", etag="e",
+                          size=1, fingerprint="f1", rows_in=10, rows_out=10, rejected=0, status="failed")
+    lake.write_manifest(entry)
+    assert [e.status for e in lake.entries("bars_1m")] == ["failed"]
+    lake.write_manifest(dataclasses.replace(entry, status="done", fingerprint="f2"))
+    assert [(e.status, e.fingerprint) for e in lake.entries("bars_1m")] == [("done", "f2")]
+    assert lake.manifest("bars_1m", "l1")[entry.date].fingerprint == "f2"

@@ -1,0 +1,3 @@
+from colfill.cli import main
+
+main()

@@ -1,0 +1,22 @@
+"""Options shared by several commands (one definition, so their help reads the same everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_DATA_DIR = "colfill-data"
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="COLFILL_DATA_DIR",
+                 help="Where the Parquet lake (the embedded store) and its DuckDB catalogue colfill.duckdb live."),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", "--store", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
+                 help="Destination: a DuckDB file path or duckdb:///path, or postgresql://user@host/db "
+                 "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
+]

@@ -1,0 +1,122 @@
+"""Live writes into PostgreSQL/TimescaleDB: `upsert_live`, the live engine's bars upserted by (ticker, ts).
+
+A micro-batch is COPYed into a temporary table and merged with `INSERT ... ON CONFLICT (ticker, ts) DO
+UPDATE` (a revision replaces the row; columns the batch lacks become null, as a native store's
+delete-then-insert leaves them), in one transaction. On a day-partitioned `bars_1m` the day's partition
+is created first when missing, under the loader's per-day advisory lock; a later backfill of that day
+then swaps its own partition in (the live rows are replaced as a whole) or, for a `--tickers` lineage,
+merges into it (colfill.stores.postgres.load).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from colfill.calendar import NEW_YORK
+from colfill.errors import SchemaMismatch, TransientError
+from colfill.stores import timescale as tsdb
+from colfill.stores.base import LoadBatch
+from colfill.stores.postgres.load import _Loading
+from colfill.stores.postgres.schema import KEY, check_name
+from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate
+from colfill.stores.timescale import quote_ident
+
+STAGE = "colfill_live_stage"
+_ARROW = {"double precision": pa.float64(), "bigint": pa.int64()}  # casts a batch's numbers into these columns
+
+
+def _ny_dates(ts: pa.ChunkedArray) -> list[dt.date]:
+    """The distinct New York trading dates of a UTC timestamp column, in order."""
+    local = pc.cast(ts.cast(pa.timestamp("us", tz="UTC")), pa.timestamp("us", tz=str(NEW_YORK)))
+    days = pc.unique(pc.cast(pc.local_timestamp(local), pa.date32())).to_pylist()
+    return sorted(d for d in days if d is not None)
+
+
+class _LiveWrites(_Loading):
+    """PostgresStore's `upsert_live`."""
+
+    def upsert_live(self, table: str, rows: pa.Table) -> int:
+        """Upsert live bars into `table` by (ticker, ts) in one transaction; rows written."""
+        from colfill.stores.live_rows import check_rows, last_per_key
+
+        check_rows(table, rows)
+        check_name(table, "table")
+        batch = LoadBatch(table, dt.date.min, last_per_key(rows), source_key="live bars", etag="", size=0,
+                          fingerprint="", lineage="live")
+        data = self._prepare(batch)
+        if not data.num_rows:
+            return 0
+        data = self._conform(table, data)
+        days = _ny_dates(data["ts"])
+        for attempt in range(1, 5):
+            try:
+                with self._pool.session() as s:
+                    return self._upsert_live(s, table, data, days)
+            except _Retry as exc:
+                if attempt >= 4:
+                    raise TransientError(f"writing live bars into {table} at {self.target.display} failed "
+                                         f"{attempt} times: {exc}. Hint: nothing was changed; retry.") from None
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    def _conform(self, table: str, data: pa.Table) -> pa.Table:
+        """Make or extend the table as the backfill does (new columns only), and cast the batch's numbers to the
+        table's column types (binary COPY needs them exact; an integer volume goes into double precision)."""
+        known = self._columns.get(table)
+        if known is None:
+            with self._pool.session() as s:
+                try:
+                    known = self._existing(s, table)[1]
+                    s.rollback()
+                except Exception as exc:
+                    s.reset()
+                    raise self._error(f"reading the columns of {table}", exc) from None
+        new = [f for f in data.schema if f.name not in known]
+        if table not in self._columns or new:
+            keys = [data.schema.field(k) for k in KEY]
+            self.ensure_table(table, pa.schema(keys + [f for f in new if f.name not in KEY]) if known else data.schema)
+        types = self._columns[table]
+        for i, f in enumerate(data.schema):
+            want = _ARROW.get(types.get(f.name, ""))
+            if want is not None and f.type != want:
+                try:
+                    data = data.set_column(i, f.name, data[f.name].cast(want))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SchemaMismatch(f"upsert_live into {table}: column {f.name} ({f.type}) does not fit the "
+                                         f"table's {types[f.name]}: {exc}") from None
+        return data
+
+    def _upsert_live(self, s: _Session, table: str, data: pa.Table, days: list[dt.date]) -> int:
+        rel = self._rel(table)
+        try:
+            if table in self._partitioned:
+                for day in days:  # in date order, as the loader takes them: no lock cycles
+                    s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
+                              [f"colfill-load:{self.schema}.{table}:{day.isoformat()}"])
+                    day_batch = LoadBatch(table, day, data.slice(0, 0), "live bars", "", 0, "", "live")
+                    part, exists = self._day_partition(s, day_batch)
+                    if not exists:
+                        s.execute(f"CREATE TABLE {self._rel(part)} PARTITION OF {rel} FOR VALUES FROM "
+                                  f"{self._day_range(day)}")
+            if self.hypertables and self._lift_decompression_limit(s):
+                s.execute(f"SET LOCAL {tsdb.DECOMPRESSION_LIMIT_GUC} = 0")
+            s.execute(f"CREATE TEMP TABLE {STAGE} (LIKE {rel} INCLUDING DEFAULTS) ON COMMIT DROP")
+            s.copy(None, STAGE, data)
+            cols = [quote_ident(c) for c in data.column_names]
+            given = set(data.column_names)
+            update = [f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in data.column_names if c not in KEY]
+            update += [f"{quote_ident(c)} = NULL" for c in self._columns.get(table, {}) if c not in given]
+            action = f"DO UPDATE SET {', '.join(update)}" if update else "DO NOTHING"
+            s.execute(f"INSERT INTO {rel} AS t ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {STAGE} "
+                      f"ORDER BY ticker, ts ON CONFLICT (ticker, ts) {action}")
+            s.commit()
+        except Exception as exc:
+            s.reset()
+            if _sqlstate(exc) in _TRANSIENT_STATES or s.broken:
+                raise _Retry(self.target.scrub(" ".join(str(exc).split()))) from None
+            raise self._error(f"writing live bars into {table}", exc) from None
+        return data.num_rows
