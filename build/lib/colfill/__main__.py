@@ -1,3 +1,0 @@
-from colfill.cli import main
-
-main()
