@@ -71,9 +71,13 @@ class RayExecutor:
                 self.ray.init(address="local", num_cpus=workers, **options)
         except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise Unreachable(f"cannot start or join {where}: {str(exc).strip()[:300]}. Hint: `ray start --head` "
-                              "on the head node, then --ray-address auto (on a node of it) or "
-                              "ray://HEAD:10001.") from exc
+            hint = ("`ray start --head` on the head node, then --ray-address auto (on a node of it) or "
+                    "ray://HEAD:10001.")
+            if address and address.startswith("ray://"):  # Ray Client: its own package, and no token (Ray 2.60)
+                hint = ("ray:// (Ray Client) needs `pip install 'ray[client]'` here and a cluster started with "
+                        "RAY_AUTH_MODE=disabled (Ray Client sends no auth token); or run colfill on a node of the "
+                        "cluster with --ray-address auto.")
+            raise Unreachable(f"cannot start or join {where}: {str(exc).strip()[:300]}. Hint: {hint}") from exc
         self.cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
         self.shards = shards or min(self.cpus, MAX_SHARDS)
         self.depth = max(2, min(self.cpus, MAX_DEPTH))  # days submitted ahead of the one the driver commits

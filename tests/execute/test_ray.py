@@ -195,13 +195,16 @@ def test_a_day_that_fails_on_a_worker_fails_as_in_a_local_run(flatfiles: Path, r
     assert_same_rows(tmp_path / "local", tmp_path / "ray")
 
 
-def test_a_cluster_address_nobody_listens_at_is_exit_3_at_once(flatfiles: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("address, hint", [("127.0.0.1:1", "--ray-address auto"),
+                                            ("ray://127.0.0.1:1", "RAY_AUTH_MODE=disabled")])
+def test_a_cluster_address_nobody_listens_at_is_exit_3_at_once(flatfiles: Path, tmp_path: Path, address: str,
+                                                               hint: str) -> None:
     t0 = time.monotonic()
-    proc = subprocess.run([str(BIN), *run_args(flatfiles, tmp_path, "--executor", "ray", "--ray-address",
-                                               "127.0.0.1:1")],
+    proc = subprocess.run([str(BIN), *run_args(flatfiles, tmp_path, "--executor", "ray", "--ray-address", address)],
                           capture_output=True, text=True, timeout=120, env=env_for_cli(), stdin=subprocess.DEVNULL)
     assert proc.returncode == errors.UNREACHABLE, proc.stderr
-    assert "cannot start or join the Ray cluster at 127.0.0.1:1" in " ".join(proc.stderr.split())
+    said = " ".join(proc.stderr.split())
+    assert f"cannot start or join the Ray cluster at {address}" in said and hint in said
     assert time.monotonic() - t0 < 60 and not (tmp_path / "lake").exists()
 
 
