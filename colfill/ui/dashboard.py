@@ -14,10 +14,9 @@ from colfill.ui.queries import Reader
 
 # The JavaScript libraries the pages load, as the wheels of the `ui` extra ship them: (package, file inside it).
 # Lightweight Charts (TradingView's, inside the `lightweight-charts` wheel) draws the candles: 160 kB that a cold
-# browser runs in a few ms, where Plotly's 4.8 MB took 0.75 s; Plotly draws the coverage heatmap.
+# browser runs in a few ms, where Plotly's 4.8 MB took 0.75 s. The coverage heatmap is a canvas of our own.
 BUNDLES = {
     "lightweight-charts.js": ("lightweight_charts", "js/lightweight-charts.js"),
-    "plotly.min.js": ("plotly", "package_data/plotly.min.js"),
 }
 
 

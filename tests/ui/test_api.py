@@ -151,7 +151,7 @@ def test_the_extra_is_lazy_and_named(sample_data: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys, colfill, colfill.cli; print(','.join(m for m in ('starlette', 'uvicorn', 'plotly', "
+    code = ("import sys, colfill, colfill.cli; print(','.join(m for m in ('starlette', 'uvicorn', "
             "'lightweight_charts', 'webview', 'exchange_calendars', 'playwright', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

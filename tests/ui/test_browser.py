@@ -139,22 +139,51 @@ def test_every_asset_comes_from_our_server(ui: Server, browser: Browser) -> None
     assert browser.errors == []
 
 
+def cell_rgb(b: Browser, ticker: str, day: str) -> tuple[int, int, int]:
+    """The colour the heatmap's canvas shows at the centre of a (ticker, day) cell: what was drawn, read back."""
+    return tuple(b.page.evaluate(
+        """([t, d]) => { const c = document.querySelector('#heatmap canvas'), p = window.__coverage.cell(t, d);
+        const k = window.devicePixelRatio || 1, px = c.getContext('2d').getImageData(Math.round(p.x * k),
+            Math.round(p.y * k), 1, 1);
+        return Array.from(px.data).slice(0, 3); }""",
+        [ticker, day]))
+
+
 def test_heatmap_shows_the_removed_day_missing(ui: Server, browser: Browser) -> None:
     browser.page.goto(ui.url + "/coverage")
     browser.page.wait_for_selector("#missing[data-days]")
     assert browser.page.get_attribute("#missing", "data-days") == REMOVED_DAY
     assert REMOVED_DAY in browser.page.inner_text("#missing")
-    z = browser.page.evaluate("document.getElementById('heatmap').data[1].z")
-    days = browser.page.evaluate("document.getElementById('heatmap').data[1].x")
-    col = days.index(REMOVED_DAY)
-    assert all(row[col] == 0 for row in z) and all(row[col - 1] > 0 for row in z)
+    wait_for(lambda: browser.page.evaluate("window.__coverage.renders"))
+    cov = browser.page.evaluate("({days: window.__coverage.days, tickers: window.__coverage.tickers, "
+                                "z: window.__coverage.z})")
+    col = cov["days"].index(REMOVED_DAY)
+    assert all(row[col] == 0 for row in cov["z"]) and all(row[col - 1] > 0 for row in cov["z"])
+    red = (198, 40, 40)
+    for ticker in cov["tickers"][:5]:  # the drawn pixels: red on the removed day, not the day before
+        assert cell_rgb(browser, ticker, REMOVED_DAY) == red
+        assert cell_rgb(browser, ticker, cov["days"][col - 1]) != red
+    browser.page.hover("#heatmap canvas", position={"x": 5, "y": 5})
+    browser.page.mouse.move(*cell_point(browser, cov["tickers"][0], REMOVED_DAY))
+    assert wait_for(lambda: f"{cov['tickers'][0]} {REMOVED_DAY}: 0 bars" in browser.page.inner_text("#tip"))
     browser.page.fill("#search", "MS")
-    wait_for(lambda: browser.page.evaluate("document.getElementById('heatmap').data[1].y.length") == 1)
-    assert browser.page.evaluate("document.getElementById('heatmap').data[1].y") == ["MSFT"]
+    wait_for(lambda: browser.page.evaluate("window.__coverage.tickers.length") == 1)
+    assert browser.page.evaluate("window.__coverage.tickers") == ["MSFT"]
     browser.page.fill("#search", "")
-    wait_for(lambda: browser.page.evaluate("document.getElementById('heatmap').data[1].y.length") > 1)
+    wait_for(lambda: browser.page.evaluate("window.__coverage.tickers.length") > 1)
     browser.shot("coverage")
+    day = cov["days"][col - 1]  # a click on a cell opens that ticker's chart of that day
+    browser.page.mouse.click(*cell_point(browser, "MSFT", day))
+    browser.page.wait_for_url(f"**/ticker/MSFT?tf=1m&start={day}&end={day}")
+    wait_for(lambda: chart_state(browser).get("renders"))
     assert browser.errors == []
+
+
+def cell_point(b: Browser, ticker: str, day: str) -> tuple[float, float]:
+    """Page coordinates of a (ticker, day) cell's centre."""
+    box = b.page.locator("#heatmap canvas").bounding_box()
+    p = b.page.evaluate("([t, d]) => window.__coverage.cell(t, d)", [ticker, day])
+    return box["x"] + p["x"], box["y"] + p["y"]
 
 
 @pytest.mark.redis
