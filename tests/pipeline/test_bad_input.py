@@ -96,3 +96,30 @@ def test_cli_exit_code_and_summary_on_rejects(source: Path, tmp_path: Path) -> N
     assert res.exit_code == 1
     assert "line 2: non-positive price" in res.output
     assert "rejected" in res.output
+
+
+@pytest.mark.parametrize("day", ["2024-03-11", "2024-11-04", "2024-03-10", "2024-11-03", "2024-07-01"])
+def test_a_bar_of_another_new_york_day_is_rejected_across_dst(day: str) -> None:
+    """A file's bars must fall on its New York trading date: the verdict against zoneinfo row by row, every 15
+    minutes over three days around both 2024 DST changes (the file's day included)."""
+    import datetime as dt
+
+    from colfill.calendar import NEW_YORK
+    from colfill.sources.flatfiles import validate
+
+    date = dt.date.fromisoformat(day)
+    utc = dt.timezone.utc
+    start = dt.datetime.combine(date - dt.timedelta(days=1), dt.time(), utc)
+    stamps = [start + dt.timedelta(minutes=15 * i) for i in range(3 * 96)]
+    n = len(stamps)
+    frame = pl.DataFrame({
+        "line": list(range(2, n + 2)), "ticker": ["AAPL"] * n, "volume": [100.0] * n, "open": [1.0] * n,
+        "close": [1.0] * n, "high": [1.0] * n, "low": [1.0] * n,
+        "window_start": [int(s.timestamp()) * 1_000_000_000 for s in stamps], "transactions": [1] * n,
+    }, schema_overrides={"line": pl.UInt32, **CSV_SCHEMA})
+    bars, rejects = validate(frame, "f.csv.gz", date)
+    want_kept = [s for s in stamps if s.astimezone(NEW_YORK).date() == date]
+    assert len(want_kept) in (92, 96, 100)  # 23, 24 or 25 hours of quarter hours
+    assert bars["ts"].to_list() == want_kept
+    assert rejects.height == n - len(want_kept)
+    assert rejects["reason"].str.contains(f"outside the file's trading date {day}").all()
