@@ -291,14 +291,18 @@ def main() -> None:
         "indicators": timed(stage_indicators, root),
         "parquet_write": timed(stage_parquet, root),
         "duckdb_load": timed(stage_duckdb, root),
-        "end_to_end_lake": timed(stage_end_to_end, root, "lake"),
         "end_to_end_duckdb": timed(stage_end_to_end, root, "duckdb"),
     }
     base = {
-        "bare_scan": timed(stage_bare_scan, root),
         "talib": timed(baseline_talib, root),
         "per_bar_python": timed(baseline_per_bar, root),
     }
+    # The end-to-end target is a ratio to the bare scan, and this shared machine's speed drifts by +-15% within
+    # minutes: three pairs, each end to end then bare scan back to back, and the pair of the median ratio.
+    pairs = [(timed(stage_end_to_end, root, "lake"), timed(stage_bare_scan, root)) for _ in range(3)]
+    pair_ratios = [e["rows_per_s"] / b["rows_per_s"] for e, b in pairs]
+    median = sorted(range(3), key=lambda i: pair_ratios[i])[1]
+    stages["end_to_end_lake"], base["bare_scan"] = pairs[median]
     double = sample_dir(DAYS * 2)
     measure(prepare_frame, double)
     stages["end_to_end_lake_2x_days"] = timed(stage_end_to_end, double, "lake")
@@ -326,8 +330,9 @@ def main() -> None:
           f"{lake_bytes / rows:.1f} B + catalogue {catalogue_bytes / 1024:.0f} kB); native DuckDB "
           f"{native_bytes / rows:.1f} B")
     print("\ntargets")
-    print(f"  end to end (lake) / bare scan  {e2e / scan:6.1%}  (target >= 30%); native DuckDB store: "
-          f"{native / scan:.1%} ({native / 1e6:.2f} M rows/s)")
+    print(f"  end to end (lake) / bare scan  {e2e / scan:6.1%}  (target >= 30%; median of 3 back-to-back pairs: "
+          f"{', '.join(f'{r:.1%}' for r in sorted(pair_ratios))}); native DuckDB store: {native / scan:.1%} "
+          f"({native / 1e6:.2f} M rows/s)")
     print(f"  indicators / TA-Lib            {ind / tal:6.1%}  (target >= 50%)")
     print(f"  indicators / per-bar Python    {ind / base['per_bar_python']['rows_per_s']:6.1f}x")
     print(f"  peak RSS, 2x days vs 1x        {mem2 / mem1 - 1:+6.1%}  (target <= +20%)")
