@@ -107,6 +107,15 @@ def test_overlays_and_panes(ui: Server, browser: Browser) -> None:
             "macd_signal", "macd_hist"} <= traces
     assert chart_state(browser)["scales"] == ["price", "volume", "rsi_14", "macd"]  # RSI and MACD in panes
     assert browser.page.locator("#chart .pane").count() == 3
+    # zoomed in (every day already shown: no reload), then an indicator toggled: the chart keeps the zoom
+    shown = browser.page.evaluate("window.__chart.inView()")
+    browser.page.evaluate("window.__chart.zoom('2024-01-10 00:00', '2024-01-19 00:00')")
+    assert wait_for(lambda: browser.page.evaluate("window.__chart.inView()") < shown)
+    zoomed = browser.page.evaluate("window.__chart.inView()")
+    renders = chart_state(browser)["renders"]
+    browser.page.uncheck("#indicators input[value=ema_20]")
+    assert wait_for(lambda: chart_state(browser)["renders"] > renders)
+    assert browser.page.evaluate("window.__chart.inView()") == zoomed
     browser.shot("chart-indicators")
     assert browser.errors == []
     # a bad range in the address: the page says why (the API answered 400)

@@ -7,7 +7,7 @@
 (() => {
   const ticker = decodeURIComponent(location.pathname.replace(/^\/ticker\//, ""));
   const S = { meta: null, tf: "1m", start: null, end: null, data: null, offset: 0, es: null, busy: 0,
-              liveBars: new Map(), zoomed: false, view: null, layout: "", charts: [], series: [], lastAuto: "" };
+              liveBars: new Map(), view: null, layout: "", charts: [], series: [], lastAuto: "" };
   window.__chart = { ticker, renders: 0, live: 0, latencies: [] };
   const DAY = 86400000;
   const UP = "#16a34a", DOWN = "#dc2626";
@@ -114,7 +114,7 @@
   // -- loading -------------------------------------------------------------------------------------------------
 
   async function load(keepView = true) {
-    if (keepView && S.zoomed) S.view = currentView() || S.view;
+    if (keepView) S.view = currentView() || S.view;  // an indicator or price toggle keeps the user's zoom
     const q = barsQuery(S.tf, S.start, S.end, document.getElementById("adjusted").checked, selected());
     const token = ++S.busy;
     let d;
@@ -154,7 +154,7 @@
     const key = `${start}|${end}`;
     if (key === S.lastAuto) return;  // asked already: the store has no more there
     S.lastAuto = key;
-    S.start = start; S.end = end; S.zoomed = true; S.view = { from, to };
+    S.start = start; S.end = end; S.view = { from, to };
     syncInputs();
     load(false);
   }
@@ -383,19 +383,17 @@
     sel.value = S.tf;
     // dates in the address (or the date inputs) go to the server as they are: it reads them as New York days
     S.start = params.get("start") || null; S.end = params.get("end") || null;
-    S.zoomed = S.start !== null || S.end !== null;
     const fresh = () => { S.view = null; S.lastAuto = ""; load(false); };
-    sel.addEventListener("change", () => { S.tf = sel.value; S.start = S.end = null; S.zoomed = false; buildToggles(); connectLive(); fresh(); });
+    sel.addEventListener("change", () => { S.tf = sel.value; S.start = S.end = null; buildToggles(); connectLive(); fresh(); });
     document.getElementById("adjusted").addEventListener("change", () => load());
     document.getElementById("apply").addEventListener("click", () => {
       S.start = document.getElementById("start").value || null; S.end = document.getElementById("end").value || null;
-      S.zoomed = S.start !== null || S.end !== null; fresh();
+      fresh();
     });
     for (const b of document.querySelectorAll("button[data-range]")) b.addEventListener("click", () => {
       const days = Number(b.dataset.range), info = S.meta.timeframes[S.tf];
       S.start = days ? info.last - days * 1.45 * DAY : null;
       S.end = days ? info.last + 60000 : null;
-      S.zoomed = days > 0;
       syncInputs(); fresh();
     });
     const box = document.getElementById("chart");  // the user's own zooms and pans (the library's come later)

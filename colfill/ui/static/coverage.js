@@ -28,6 +28,7 @@
     let d;
     try { d = await colfill.json("/api/coverage?" + q.toString()); colfill.message(""); }
     catch (e) { colfill.message(e.message); return; }
+    d.max = Math.max(1, ...d.z.map((r) => Math.max(0, ...r)));  // the busiest cell: the colour scale's top
     D = d;
     describe(d);
     draw();
@@ -40,12 +41,11 @@
     missing.textContent = d.missing.length ? `Missing from the source (trading days without any bar): ${d.missing.join(", ")}`
       : "No trading day is missing.";
     missing.className = d.missing.length ? "bad" : "ok";
-    const max = Math.max(1, ...d.z.map((r) => Math.max(0, ...r)));
     const legend = document.getElementById("legend");
     const stops = STOPS.map(([f, c]) => `rgb(${c.join(",")}) ${f * 100}%`).join(", ");
     legend.replaceChildren(colfill.el("span", { class: "swatch", style: `background:${RED}` }), "none",
       colfill.el("span", { class: "scale", style: `background:linear-gradient(to right, ${stops})` }),
-      `1 … ${colfill.num(max)} bars a day`);
+      `1 … ${colfill.num(d.max)} bars a day`);
   }
 
   function draw() {
@@ -64,7 +64,6 @@
     ctx.font = "11px system-ui, sans-serif";
     ctx.clearRect(0, 0, width, height);
     G = { left, top, cell, width, height };
-    const max = Math.max(1, ...d.z.map((r) => Math.max(0, ...r)));
     const most = Math.max(1, ...d.totals);
     const gap = cell > 4 ? 1 : 0;
     d.days.forEach((day, j) => {  // the strip: each day's total; a session without any bar is a red band
@@ -78,7 +77,7 @@
       const y = top + i * ROW;
       ctx.fillStyle = "#1d2430"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
       ctx.fillText(t, left - 6, y + ROW / 2);
-      d.z[i].forEach((v, j) => { ctx.fillStyle = color(v, max); ctx.fillRect(left + j * cell, y, cell - gap, ROW - 1); });
+      d.z[i].forEach((v, j) => { ctx.fillStyle = color(v, d.max); ctx.fillRect(left + j * cell, y, cell - gap, ROW - 1); });
     });
     ctx.strokeStyle = "#111"; ctx.lineWidth = 1.5;
     for (const [i, j] of d.rejected) {  // ✕ on the cells with rejected rows
