@@ -4,7 +4,9 @@ Data: 2 trading days x 2,000 tickers x 390 minutes = 1.56 M rows of 21-column ba
 transactions, 12 indicators; vw and the indicators' warm-up null, as in staged flat files), generated with
 numpy from a fixed seed: the size of one real trading day of the whole market.
 
-Baselines (psycopg, one COPY statement per connection, into a table with the same columns and primary key):
+Baselines (psycopg, one COPY statement per connection, into a table with the same columns and primary key, of
+the kind the store makes in that database: a hypertable with the store's chunking where TimescaleDB is enabled
+there, else a plain table; the kind is printed beside each figure):
   pg_copy_binary_keyed        the rows pre-encoded as PGCOPY (outside the timing), sent with one connection
   pg_copy_binary_keyed_2conn  the same split by day over two connections in parallel
 Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, data already in memory):
@@ -33,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import measure, record, show, timed  # noqa: E402
+from _common import measure, record, record_extra, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
 from bench import stage_end_to_end  # noqa: E402  (the same DuckDB end to end as bench.py's)
 
@@ -117,7 +119,25 @@ def _drop(url: str, schema: str) -> None:
         con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _keyed_table(con, schema: str, names: list[str]) -> str:  # type: ignore[no-untyped-def]
+def table_kind(url: str) -> tuple[str, tuple[int, int] | None, str]:
+    """("hypertable", version, extension schema) when TimescaleDB is enabled in the database (and loaded), where
+    `PostgresStore` makes bars_1m a hypertable; else ("plain table", None, "")."""
+    import psycopg
+
+    from colfill.stores import timescale as tsdb
+
+    with psycopg.connect(url) as con:
+        row = con.execute("SELECT e.extversion, n.nspname FROM pg_extension e JOIN pg_namespace n "
+                          "ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb'").fetchone()
+        loaded = con.execute("SELECT count(*) FROM pg_settings WHERE name = 'timescaledb.max_background_workers'"
+                             ).fetchone()[0]  # type: ignore[index]
+    if row and loaded and tsdb.parse_version(row[0]) >= tsdb.MIN_VERSION:
+        return "hypertable", tsdb.parse_version(row[0]), row[1]
+    return "plain table", None, ""
+
+
+def _keyed_table(con, schema: str, names: list[str], url: str) -> str:  # type: ignore[no-untyped-def]
+    from colfill.stores import timescale as tsdb
     from colfill.stores.postgres import bars_schema, pg_type
 
     types = {f.name: pg_type(f.type) for f in bars_schema(INDICATORS)}
@@ -125,6 +145,10 @@ def _keyed_table(con, schema: str, names: list[str]) -> str:  # type: ignore[no-
                      + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
     con.execute(f'CREATE SCHEMA "{schema}"')
     con.execute(f'CREATE TABLE "{schema}".bars ({cols}, PRIMARY KEY (ticker, ts))')
+    kind, version, ext_schema = table_kind(url)
+    if version is not None:  # the store's own DDL: 1-day chunks on ts, its compression settings
+        for statement in tsdb.hypertable_sql(schema, "bars", version, ext_schema):
+            con.execute(statement)  # type: ignore[arg-type]
     con.commit()
     return f'"{schema}".bars'
 
@@ -153,7 +177,7 @@ def baseline_copy(url: str, workdir: Path, connections: int) -> int:
     columns = ", ".join(f'"{n}"' for n in names)
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url) as con:
-        target = _keyed_table(con, schema, names)
+        target = _keyed_table(con, schema, names, url)
     try:
         if connections == 1:
             # one stream: the second file without its header, the first without its trailer
@@ -280,8 +304,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="colfill-bench-pg-"))
     try:
         rows = measure(prepare, workdir)["rows"]
+        kind = table_kind(url)[0]
         print(f"\nPostgreSQL load: {len(DAYS)} days x {TICKERS:,} tickers x {MINUTES} minutes = {rows:,.0f} rows, "
-              f"{9 + len(INDICATORS)} columns")
+              f"{9 + len(INDICATORS)} columns; bars_1m and the baseline are each a {kind}")
         base = {
             "pg_copy_binary_keyed": timed(baseline_copy, url, workdir, 1),
             "pg_copy_binary_keyed_2conn": timed(baseline_copy, url, workdir, 2),
@@ -303,14 +328,16 @@ def main() -> None:
         e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
         e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root, "duckdb")
     record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
-    show("PostgreSQL stages", [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
-    show("PostgreSQL baselines (same run, same rows)",
+    record_extra({"pg_table_kind": kind})
+    show(f"PostgreSQL stages (into a {kind})",
+         [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
+    show(f"PostgreSQL baselines (same run, same rows, raw COPY into a {kind})",
          [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in base.items()])
     copy1 = base["pg_copy_binary_keyed"]["rows_per_s"]
     copy2 = base["pg_copy_binary_keyed_2conn"]["rows_per_s"]
     print("\ntargets")
     for name, ref, label in (
-        ("pg_load_insert_2workers", copy1, "raw COPY"),
+        ("pg_load_insert_2workers", copy1, "raw COPY"),  # both into the same kind of table (printed above)
         ("pg_load_insert", copy1, "raw COPY"),
         ("pg_load_insert_2workers", copy2, "raw COPY x2"),
         ("pg_load_insert_adbc", copy1, "raw COPY"),

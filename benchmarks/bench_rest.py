@@ -64,12 +64,14 @@ def concurrency() -> tuple[float, float]:
     day = dt.date(2024, 3, 4)
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen([sys.executable, "-c", SERVE, str(root)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the replay server process did not start (said {url!r})")
+            server.kill()
+            said = (server.stderr.read() if server.stderr else "").strip().splitlines()[-3:]
+            raise RuntimeError(f"the replay server process did not start (said {url!r}; {' '.join(said)})")
         lo = int(dt.datetime.combine(day, dt.time(0), NEW_YORK).timestamp() * 1000)
         out = []
         for workers in (1, 8):
@@ -126,6 +128,7 @@ def end_to_end() -> tuple[float, float, int]:
     """rows/s end to end from REST (0 ms) and from the flat files of the same bars (60 tickers of the bench data)."""
     import gzip
 
+    import bench
     import polars as pl
 
     from colfill.pipeline import BackfillJob, run
@@ -133,7 +136,7 @@ def end_to_end() -> tuple[float, float, int]:
     from colfill.sources.rest import RestSettings
     from colfill.stores import open_store
 
-    root = Path(__file__).parent / "data" / "t400-d12"
+    root = bench.sample_dir(bench.DAYS)  # bench.py's sample (generated here when bench_rest runs alone)
     files = sorted((root / "us_stocks_sip" / "minute_aggs_v1").rglob("*.csv.gz"))
     frame = pl.concat(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None) for p in files)
     tickers = tuple(sorted(frame["ticker"].unique().to_list())[:60])

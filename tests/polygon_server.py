@@ -1,7 +1,7 @@
 """A local Polygon/Massive REST replay server, so REST tests run against real HTTP without the network.
 
 It answers from three sources, in this order: generated aggregates (`add_aggs`), the recorded mocks of the
-official client's own test suite (see `shared/fixtures/polygon/SOURCE.md`), and empty Polygon-shaped answers
+official client's own test suite (see `tests/fixtures/polygon/SOURCE.md`), and empty Polygon-shaped answers
 for aggregates nobody added. Splits and dividends added with `add_reference` join the recorded ones, and
 generated aggregates asked for `adjusted=true` are split-adjusted here, by the server's own arithmetic (each
 bar's prices divided and volume multiplied by the ratios of the ticker's splits after its New York date), so
@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-MOCKS_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "polygon" / "test_rest" / "mocks"
+MOCKS_DIR = Path(__file__).resolve().parent / "fixtures" / "polygon" / "test_rest" / "mocks"
 NEW_YORK = ZoneInfo("America/New_York")
 BAR_KEYS = ("t", "o", "h", "l", "c", "v", "vw", "n")
 TIMESPANS = ("minute", "day")

@@ -1,6 +1,6 @@
 """A local Polygon/Massive stocks WebSocket server, so live tests and benchmarks run without the network.
 
-It speaks the protocol as `shared/docs/polygon.md` records it: `connected` on open, `auth` answered with
+It speaks the protocol as Polygon documents it: `connected` on open, `auth` answered with
 `auth_success` or `auth_failed` (then closed), `subscribe` answered with one `success` status per topic,
 every frame a JSON array. Bars are put on a tape (`publish`, `play`, `replay_recorded`): each connection
 sends the tape from where the previous connection stopped, filtered by its subscriptions, so a test can
@@ -25,8 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-FRAMES_FILE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "polygon" / "websocket_samples" / \
-    "stocks_frames.jsonl"
+FRAMES_FILE = Path(__file__).resolve().parent / "fixtures" / "polygon" / "websocket_samples" / "stocks_frames.jsonl"
 STATUS_MESSAGES = {
     "max_connections": "Maximum number of connections exceeded.",
     "force_disconnect": "Forced disconnect.",

@@ -4,7 +4,7 @@ Why the official client (polygon-api-client 1.16.3) and not `websockets` directl
 URL (`client.url`, here `--ws-url`/`COLFILL_WS_URL`, so tests run it against `tests/polygon_ws_server.py`),
 it is the client the project already pins and tests, and it speaks the protocol (auth, one subscribe of
 every topic, resubscription). Three of its behaviours are taken out of its hands, because a long-running
-process cannot live with them (`shared/docs/polygon.md`, measured):
+process cannot live with them (measured against the real feed):
 
 - `raw=True`: parsed mode drops every status frame, so `max_connections`, `force_disconnect` and
   `slow_consumer` would pass unseen; we parse the frames ourselves (one `json.loads` per frame).

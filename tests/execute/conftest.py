@@ -17,7 +17,6 @@ import pytest
 
 from tests.conftest import need_service
 from tests.pipeline.conftest import assert_frames_close
-from tests.postgres.conftest import pg_server_url  # noqa: F401  (the PostgreSQL fixture, for test_ray)
 
 # Before ray is imported: nodes on loopback (Ray's single-machine mode), so no test traffic leaves 127.0.0.1.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
 import threading
 import time
 import uuid
@@ -32,7 +31,6 @@ from colfill.sample import generate
 from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.live import LiveDataSource, LiveSettings
 from colfill.stores import open_store
-from tests.conftest import need_service
 from tests.pipeline.conftest import assert_frames_close, backfill
 from tests.polygon_ws_server import PolygonWsServer, minute_bar
 
@@ -94,14 +92,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     elif request.param == "lake":
         yield f"lake:///{tmp_path / 'data'}"
     else:
-        base = os.environ.get("COLFILL_TEST_PG_URL")
-        if not base:
-            need_service("PostgreSQL", "COLFILL_TEST_PG_URL is not set")
-        from tests.postgres.conftest import drop_schema, with_query
-
-        schema = f"colfill_live_{uuid.uuid4().hex[:10]}"
-        yield with_query(base, schema=schema)  # type: ignore[arg-type]
-        drop_schema(base, schema)  # type: ignore[arg-type]
+        yield request.getfixturevalue("pg_url")
 
 
 def test_drop_resend_and_revision_lose_and_duplicate_nothing(store_url: str) -> None:

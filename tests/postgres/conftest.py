@@ -1,5 +1,5 @@
-"""PostgreSQL fixtures: `pg_url` is the server of COLFILL_TEST_PG_URL with a fresh uuid-named `schema=`,
-dropped afterwards; `db` runs SQL in that schema; `make_day` builds deterministic bars partitions.
+"""PostgreSQL fixtures: `pg_url` is the session's own database (tests/conftest.pg_server_url) with a fresh
+uuid-named `schema=`, dropped afterwards; `db` runs SQL in that schema; `make_day` builds deterministic bars partitions.
 
 Without a reachable server the tests skip, or fail under CI=true (see tests/conftest.need_service).
 """
@@ -7,11 +7,8 @@ Without a reachable server the tests skip, or fail under CI=true (see tests/conf
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -21,59 +18,10 @@ import pytest
 from colfill.stores.base import LoadBatch
 from colfill.stores.postgres import bars_schema
 from colfill.stores.timescale import quote_ident
-from tests.conftest import need_service
+from tests.conftest import drop_schema, plain_url, schema_of, with_query  # noqa: F401 (re-exported)
 
 INDICATORS = ("sma_20", "ema_20", "rsi_14", "vwap")
-ENV = "COLFILL_TEST_PG_URL"
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-def with_query(url: str, **params: str) -> str:
-    """`url` with query parameters set (replacing ones of the same name)."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    query += list(params.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="/:"), ""))
-
-
-def schema_of(url: str) -> str:
-    return dict(parse_qsl(urlsplit(url).query))["schema"]
-
-
-def plain_url(url: str) -> str:
-    """The URL libpq/psycopg understand: without colfill's `schema=` and `+driver`."""
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
-    return urlunsplit((parts.scheme.split("+")[0], parts.netloc, parts.path, urlencode(query, safe="/:"), ""))
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    url = os.environ.get(ENV)
-    if not url:
-        need_service("PostgreSQL", f"{ENV} is not set")
-    import psycopg
-
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except Exception as exc:  # any failure to reach it is "not available"
-        need_service("PostgreSQL", f"cannot connect with {ENV}: {str(exc).strip()}")
-    return url  # type: ignore[return-value]
-
-
-def drop_schema(url: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(plain_url(url), autocommit=True) as con:
-        con.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-
-
-@pytest.fixture
-def pg_url(pg_server_url: str) -> Iterator[str]:
-    """A URL with a fresh schema of its own; the schema is dropped after the test."""
-    schema = f"colfill_test_{uuid.uuid4().hex[:12]}"
-    yield with_query(pg_server_url, schema=schema)
-    drop_schema(pg_server_url, schema)
 
 
 class Db:

@@ -15,7 +15,8 @@ from colfill.errors import StoreError
 from colfill.stores import postgres as pgmod
 from colfill.stores import timescale as tsdb
 from colfill.stores.postgres import PostgresStore, bars_schema
-from tests.postgres.conftest import INDICATORS, Db, batch, make_day, plain_url
+from tests.conftest import timescale_loaded
+from tests.postgres.conftest import INDICATORS, Db, batch, make_day
 
 pytestmark = pytest.mark.postgres
 
@@ -193,16 +194,6 @@ def test_too_old_timescaledb(monkeypatch: pytest.MonkeyPatch, recorded: list[tup
 
 
 # --- the server at hand ---------------------------------------------------------------------------------
-
-def timescale_loaded(url: str) -> bool:
-    """TimescaleDB usable on the server: installed and loaded by shared_preload_libraries (its own, non-placeholder
-    settings exist only then)."""
-    import psycopg
-
-    with psycopg.connect(plain_url(url)) as con:
-        return bool(con.execute("SELECT count(*) FROM pg_settings WHERE name = 'timescaledb.max_background_workers'")
-                    .fetchone()[0])  # type: ignore[index]
-
 
 def test_plain_postgresql_path_and_notice(pg_url: str, db: Db) -> None:
     if timescale_loaded(pg_url):

@@ -28,9 +28,8 @@ import pytest
 
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
-from tests.conftest import need_service
+from tests.conftest import need_service, scratch_database, timescale_loaded
 from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, plain_url, with_query
-from tests.postgres.test_timescale import timescale_loaded
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 
@@ -40,7 +39,9 @@ START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 9)  # 28 trading days, all fa
 
 
 @pytest.fixture(scope="module")
-def ts_server() -> str:
+def ts_server() -> Iterator[str]:
+    """A database of this module's own with the extension created in it, dropped at the end: the extension is per
+    database, so the plain-PostgreSQL tests' database never gets it."""
     import psycopg
 
     url = os.environ.get(ENV) or os.environ.get("COLFILL_TEST_PG_URL")
@@ -54,9 +55,10 @@ def ts_server() -> str:
         pytest.skip(f"cannot connect: {exc}")
     if not timescale_loaded(url):
         pytest.skip("TimescaleDB is not loaded on this server (CI has none; set COLFILL_TEST_TIMESCALE_URL)")
-    with psycopg.connect(plain_url(url), autocommit=True) as con:
-        con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    return url
+    with scratch_database(url, "colfill_ts") as own:
+        with psycopg.connect(plain_url(own), autocommit=True) as con:
+            con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        yield own
 
 
 @pytest.fixture

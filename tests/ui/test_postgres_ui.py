@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.postgres.conftest import pg_server_url, pg_url  # noqa: F401  (fixtures)
 from tests.ui.conftest import END, START, Browser, colfill, sample_source, serving, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
