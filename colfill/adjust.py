@@ -28,36 +28,44 @@ splits came later. It needs `bars_1d`; without it only splits apply. The choice 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from colfill.stores.base import BAR_TABLES
+from colfill.stores.sql import Dialect
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "vw")
-
-SPLIT_FACTORS_SQL = """
-SELECT ticker,
-       coalesce(lag(execution_date) OVER (PARTITION BY ticker ORDER BY execution_date), DATE '1800-01-01') AS since,
-       execution_date AS until,
-       product(split_to / split_from) OVER (PARTITION BY ticker ORDER BY execution_date DESC
-                                            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS factor
-FROM splits
-WHERE split_from > 0 AND split_to > 0
-"""
-
-
-_RATIOS = """
-SELECT ticker, ex, 1 - cash / close AS ratio
-FROM ({cash}) d ASOF JOIN (SELECT ticker AS t, timezone('America/New_York', ts)::DATE AS day, close FROM bars_1d) b
-  ON d.ticker = b.t AND d.ex > b.day
-WHERE close > cash
-"""
-_CASH = ("SELECT ticker, ex_dividend_date AS ex, sum(cash_amount) AS cash FROM dividends "
+_AFTER = "OVER (PARTITION BY ticker ORDER BY {col} DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+_CASH = ("SELECT ticker, ex_dividend_date AS ex, sum(cash_amount) AS cash FROM {dividends} "
          "WHERE cash_amount > 0 AND coalesce(currency, 'USD') = 'USD' GROUP BY ticker, ex_dividend_date")
-_AFTER = "OVER (PARTITION BY ticker ORDER BY ex DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-_FACTORS = """
-SELECT ticker, coalesce(lag(ex) OVER (PARTITION BY ticker ORDER BY ex), DATE '1800-01-01') AS since, ex AS until,
-       {product} AS factor
-FROM ({ratios}) r
-"""
-DIVIDEND_FACTORS_SQL = _FACTORS.format(product=f"product(ratio) {_AFTER}", ratios=_RATIOS.format(cash=_CASH))
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def split_factors_sql(d: Dialect, rel: Callable[[str], str] = _same) -> str:
+    """`split_factors`: per split, the factor of the bars in [since, until)."""
+    product = d.product(d.exact_ratio("split_to", "split_from"), _AFTER.format(col="execution_date"))
+    return ("SELECT ticker, coalesce(lag(execution_date) OVER (PARTITION BY ticker ORDER BY execution_date), "
+            f"DATE '1800-01-01') AS since, execution_date AS until, {product} AS factor "
+            f"FROM {rel('splits')} WHERE split_from > 0 AND split_to > 0")
+
+
+def dividend_factors_sql(d: Dialect, rel: Callable[[str], str] = _same) -> str:
+    """`dividend_factors`: per ex-date, the factor of the bars in [since, until). The close before each ex-date
+    is found by an ASOF join where the engine has one, else by the bars' primary key (LATERAL)."""
+    cash = _CASH.format(dividends=rel("dividends"))
+    if d.asof_join:
+        ratios = (f"SELECT ticker, ex, 1 - cash / close AS ratio FROM ({cash}) d ASOF JOIN (SELECT ticker AS t, "
+                  f"{d.ny_day('ts')} AS day, close FROM {rel('bars_1d')}) b ON d.ticker = b.t AND d.ex > b.day "
+                  "WHERE close > cash")
+    else:
+        ratios = (f"SELECT d.ticker, d.ex, 1 - d.cash / p.close AS ratio FROM ({cash}) d CROSS JOIN LATERAL "
+                  f"(SELECT close FROM {rel('bars_1d')} b WHERE b.ticker = d.ticker "
+                  f"AND b.ts < (d.ex::timestamp AT TIME ZONE 'America/New_York') ORDER BY b.ts DESC LIMIT 1) p "
+                  "WHERE p.close > d.cash")
+    return ("SELECT ticker, coalesce(lag(ex) OVER (PARTITION BY ticker ORDER BY ex), DATE '1800-01-01') AS since, "
+            f"ex AS until, {d.product('ratio', _AFTER.format(col='ex'))} AS factor FROM ({ratios}) r")
 
 
 def wants_dividends(relations: set[str]) -> bool:
@@ -65,69 +73,37 @@ def wants_dividends(relations: set[str]) -> bool:
     return "dividend_factors" in relations
 
 
-def duckdb_views(relations: set[str], dividends: bool = False) -> dict[str, str | None]:
-    """The views to create (name -> SELECT; None: drop it) in a DuckDB connection that has `relations`:
-    none without `splits`, else `split_factors`, `dividend_factors` when asked for and possible, and an
-    adjusted view per bars relation present."""
+def adjusted_views(d: Dialect, relations: set[str], dividends: bool = False, rel: Callable[[str], str] = _same,
+                   columns: Callable[[str], Sequence[str]] | None = None) -> dict[str, str | None]:
+    """The views to create, in order (name -> SELECT; None: drop it) where `relations` exist: none without
+    `splits`, else `split_factors`, `dividend_factors` when asked for and possible, and an adjusted view per
+    bars relation present. `rel` spells a relation's name; `columns` lists a bars table's columns (needed
+    where the dialect has no `* REPLACE`)."""
     if "splits" not in relations:
         return {}
     dividends = dividends and {"dividends", "bars_1d"} <= relations
-    views: dict[str, str | None] = {"split_factors": SPLIT_FACTORS_SQL,
-                                    "dividend_factors": DIVIDEND_FACTORS_SQL if dividends else None}
-    views.update({f"{t}_adjusted": adjusted_view_sql(t, dividends) for t in BAR_TABLES if t in relations})
+    views: dict[str, str | None] = {"split_factors": split_factors_sql(d, rel),
+                                    "dividend_factors": dividend_factors_sql(d, rel) if dividends else None}
+    for t in BAR_TABLES:
+        if t in relations:
+            views[f"{t}_adjusted"] = adjusted_view_sql(d, rel(t), rel, columns(t) if columns else None, dividends)
     return views
 
 
-def adjusted_view_sql(table: str, dividends: bool = False) -> str:
-    """`table` with prices divided and volume multiplied by the split factor of each bar's trading date (and
-    prices times its dividend factor)."""
-    assert table in BAR_TABLES
-    day = "timezone('America/New_York', b.ts)::DATE"
+def adjusted_view_sql(d: Dialect, bars: str, rel: Callable[[str], str] = _same, columns: Sequence[str] | None = None,
+                      dividends: bool = False) -> str:
+    """`bars` with prices divided and volume multiplied by the split factor of each bar's trading date (and
+    prices times its dividend factor); `columns` None keeps every column of the table (`* REPLACE`)."""
     times = " * coalesce(g.factor, 1)" if dividends else ""
-    replace = ", ".join(f"b.{c} / coalesce(f.factor, 1){times} AS {c}" for c in PRICE_COLUMNS)
-    sql = (f"SELECT b.* REPLACE ({replace}, b.volume * coalesce(f.factor, 1) AS volume) "
-           f"FROM {table} b LEFT JOIN split_factors f ON f.ticker = b.ticker AND {day} >= f.since AND {day} < f.until")
-    if dividends:
-        sql += f" LEFT JOIN dividend_factors g ON g.ticker = b.ticker AND {day} >= g.since AND {day} < g.until"
-    return sql
-
-
-def pg_split_factors_sql(splits: str) -> str:
-    """`split_factors` in PostgreSQL (no product aggregate: exp of a sum of logs in numeric, exact to float8)."""
-    return (
-        "SELECT ticker, coalesce(lag(execution_date) OVER (PARTITION BY ticker ORDER BY execution_date), "
-        "DATE '1800-01-01') AS since, execution_date AS until, "
-        "exp(sum(ln(split_to::numeric / split_from::numeric)) OVER (PARTITION BY ticker ORDER BY execution_date "
-        "DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))::float8 AS factor "
-        f"FROM {splits} WHERE split_from > 0 AND split_to > 0"
-    )
-
-
-def pg_dividend_factors_sql(dividends: str, bars_1d: str) -> str:
-    """`dividend_factors` in PostgreSQL: the close before each ex-date by the bars' primary key (LATERAL)."""
-    cash = _CASH.replace("FROM dividends", f"FROM {dividends}")
-    ratios = (f"SELECT d.ticker, d.ex, 1 - d.cash / p.close AS ratio FROM ({cash}) d CROSS JOIN LATERAL "
-              f"(SELECT close FROM {bars_1d} b WHERE b.ticker = d.ticker "
-              "AND b.ts < (d.ex::timestamp AT TIME ZONE 'America/New_York') ORDER BY b.ts DESC LIMIT 1) p "
-              "WHERE p.close > d.cash")
-    return _FACTORS.format(product=f"exp(sum(ln(ratio::numeric)) {_AFTER})::float8", ratios=ratios)
-
-
-def pg_adjusted_view_sql(bars: str, factors: str, columns: list[str], dividend_factors: str | None = None) -> str:
-    """The adjusted view in PostgreSQL, with the table's `columns` listed (no `* REPLACE` there)."""
-    times = " * coalesce(g.factor, 1)" if dividend_factors else ""
-
-    def column(c: str) -> str:
-        q = '"' + c.replace('"', '""') + '"'
-        if c in PRICE_COLUMNS:
-            return f"b.{q} / coalesce(f.factor, 1){times} AS {q}"
-        if c == "volume":
-            return f"b.{q} * coalesce(f.factor, 1) AS {q}"
-        return f"b.{q}"
-
-    day = "(b.ts AT TIME ZONE 'America/New_York')::date"
-    sql = (f"SELECT {', '.join(column(c) for c in columns)} FROM {bars} b LEFT JOIN {factors} f "
+    q = d.quote
+    replaced = {c: f"b.{q(c)} / coalesce(f.factor, 1){times}" for c in PRICE_COLUMNS
+                if columns is None or c in columns}
+    if columns is None or "volume" in columns:
+        replaced["volume"] = f"b.{q('volume')} * coalesce(f.factor, 1)"
+    day = d.ny_day("b.ts")
+    sql = (f"SELECT {d.select_replacing('b', columns, replaced)} FROM {bars} b LEFT JOIN {rel('split_factors')} f "
            f"ON f.ticker = b.ticker AND {day} >= f.since AND {day} < f.until")
-    if dividend_factors:
-        sql += f" LEFT JOIN {dividend_factors} g ON g.ticker = b.ticker AND {day} >= g.since AND {day} < g.until"
+    if dividends:
+        sql += (f" LEFT JOIN {rel('dividend_factors')} g ON g.ticker = b.ticker AND {day} >= g.since "
+                f"AND {day} < g.until")
     return sql

@@ -45,11 +45,12 @@ def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-d
     for name, view in views.items():  # built from the lake now, so a moved data dir reads right too
         if view is not None and name not in tables:
             con.execute(f'CREATE VIEW "{name}" AS {view}')
-    from colfill.adjust import duckdb_views, wants_dividends
+    from colfill.adjust import adjusted_views, wants_dividends
+    from colfill.stores.sql import DUCKDB
 
     have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     kept = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = 'store'").fetchall()}
-    for name, view in duckdb_views(have, wants_dividends(kept)).items():  # adjusted views over these
+    for name, view in adjusted_views(DUCKDB, have, wants_dividends(kept)).items():  # adjusted views over these
         if view is not None and name not in tables:
             con.execute(f'CREATE VIEW "{name}" AS {view}')
     for table_dir in sorted(lake.root.glob("table=*")):

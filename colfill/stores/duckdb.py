@@ -13,19 +13,22 @@ which years of minute bars do not. `duckdb:///path.duckdb?index=all` declares it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from colfill.config import env
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
+from colfill.stores import sql
 from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
+from colfill.stores.sql import DUCKDB
 
 if TYPE_CHECKING:
     import duckdb
@@ -63,28 +66,18 @@ def memory_limit() -> str:
     return value
 
 
-def sql_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "VARCHAR"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_date(t):
-        return "DATE"
-    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
-        return "DOUBLE[]"
-    raise SchemaMismatch(f"no DuckDB column type for Arrow type {t}")
+quote = DUCKDB.quote
+sql_type = DUCKDB.sql_type
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+class _Session:
+    """A DuckDB connection as a `colfill.stores.sql.Session`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params).fetchall()
 
 
 class DuckDBStore:
@@ -138,23 +131,15 @@ class DuckDBStore:
 
     def ensure_table(self, table: str, schema: pa.Schema) -> None:
         with self._lock:
-            existing = self._table_columns(table)
             wanted = {f.name: sql_type(f.type) for f in schema}
-            if not existing:
-                cols = ", ".join(f"{quote(n)} {t}" + (" NOT NULL" if n in ("ticker", "ts") else "")
-                                 for n, t in wanted.items())
-                key = ", PRIMARY KEY (ticker, ts)" if table in self.keyed else ""
-                self.con.execute(f"CREATE TABLE {quote(table)} ({cols}{key})")
-            else:
-                for n, t in wanted.items():
-                    if n in existing and existing[n] != t:
-                        raise SchemaMismatch(
-                            f"table {table} in {self.path} has column {n} of type {existing[n]}, colfill needs {t}. "
-                            "Hint: colfill never drops data; rename the table or use another --db."
-                        )
-                for n, t in wanted.items():
-                    if n not in existing:
-                        self.con.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(n)} {t}")
+
+            def mismatch(n: str, have: str, want: str) -> SchemaMismatch:
+                return SchemaMismatch(f"table {table} in {self.path} has column {n} of type {have}, colfill needs "
+                                      f"{want}. Hint: colfill never drops data; rename the table or use another --db.")
+
+            key = ("ticker", "ts")
+            sql.ensure_columns(_Session(self.con), DUCKDB, quote(table), self._table_columns(table), wanted, mismatch,
+                               lambda: sql.create_sql(DUCKDB, quote(table), wanted, key, keyed=table in self.keyed))
             self._columns[table] = list(self._table_columns(table))
 
     def load(self, batch: LoadBatch) -> int:
@@ -259,40 +244,9 @@ class DuckDBStore:
     def write_state(self, timeframe: str, rows: pa.Table, replace: bool = False) -> int:
         """Upsert `rows` (all of `timeframe`) into `indicator_state` by (ticker, timeframe) in one transaction,
         creating the table or adding the columns it lacks; `replace` first deletes the timeframe's other rows."""
-        wanted = {f.name: sql_type(f.type) for f in rows.schema}
-        with self._lock:
-            con = self.con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                existing = self._table_columns(STATE_TABLE)
-                if not existing:
-                    cols = ", ".join(f"{quote(n)} {t}" + (" NOT NULL" if n in ("ticker", "timeframe") else "")
-                                     for n, t in wanted.items())
-                    con.execute(f"CREATE TABLE {STATE_TABLE} ({cols}, saved_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
-                                "PRIMARY KEY (ticker, timeframe))")
-                    existing = wanted
-                for n, t in wanted.items():
-                    if n not in existing:
-                        con.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN {quote(n)} {t}")
-                    elif existing[n] != t:
-                        raise SchemaMismatch(
-                            f"table {STATE_TABLE} in {self.path} has column {n} of type {existing[n]}, the state "
-                            f"needs {t}. Hint: rename or drop that table; colfill never drops it for you.")
-                con.register("__colfill_state", rows)
-                if replace:
-                    con.execute(f"DELETE FROM {STATE_TABLE} WHERE timeframe = ?", [timeframe])
-                else:
-                    con.execute(f"DELETE FROM {STATE_TABLE} WHERE timeframe = ? AND ticker IN "
-                                "(SELECT ticker FROM __colfill_state)", [timeframe])
-                names = ", ".join(quote(n) for n in wanted)
-                con.execute(f"INSERT INTO {STATE_TABLE} ({names}, saved_at) SELECT {names}, now() FROM __colfill_state")
-                con.unregister("__colfill_state")
-                con.execute("COMMIT")
-            except Exception as exc:
-                con.execute("ROLLBACK")
-                if isinstance(exc, SchemaMismatch):
-                    raise
-                raise StoreError(f"saving the indicator state into {self.path} failed: {exc}") from exc
+        with self._transaction(f"saving the indicator state into {self.path}", "__colfill_state", rows) as s:
+            sql.write_state(s, DUCKDB, quote(STATE_TABLE), self._table_columns(STATE_TABLE), rows, "__colfill_state",
+                            [], timeframe, replace, str(self.path))
         return rows.num_rows
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
@@ -300,39 +254,46 @@ class DuckDBStore:
         from colfill.reference import DATASETS
 
         ds = DATASETS[table]
-        cols = ", ".join(f"{quote(f.name)} {sql_type(f.type)}" for f in rows.schema)
-        with self._lock:
-            con = self.con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} ({cols}, PRIMARY KEY "
-                            f"({', '.join(quote(k) for k in ds.key)}))")
-                con.register("__colfill_reference", rows)
-                names = ", ".join(quote(f.name) for f in rows.schema)
-                con.execute(f"INSERT OR REPLACE INTO {quote(table)} ({names}) SELECT {names} FROM __colfill_reference")
-                con.unregister("__colfill_reference")
-                con.execute("COMMIT")
-            except Exception as exc:
-                con.execute("ROLLBACK")
-                raise StoreError(f"saving {table} into {self.path} failed: {exc}") from exc
+        cols = {f.name: sql_type(f.type) for f in rows.schema}
+        create = sql.create_sql(DUCKDB, quote(table), cols, ds.key, exists_ok=True)
+        with self._transaction(f"saving {table} into {self.path}", "__colfill_reference", rows) as s:
+            sql.write_reference(s, DUCKDB, quote(table), create, rows.column_names, ds.key, "__colfill_reference", [])
         if table == "splits":
             self.adjusted_views()
         return rows.num_rows
 
+    @contextlib.contextmanager
+    def _transaction(self, what: str, name: str, rows: pa.Table) -> Iterator[_Session]:
+        """One transaction with `rows` registered as `name`; errors other than colfill's become StoreErrors."""
+        with self._lock:
+            con = self.con
+            con.execute("BEGIN TRANSACTION")
+            con.register(name, rows)
+            try:
+                yield _Session(con)
+                con.unregister(name)
+                con.execute("COMMIT")
+            except Exception as exc:
+                con.execute("ROLLBACK")
+                con.unregister(name)
+                if isinstance(exc, SchemaMismatch):
+                    raise
+                raise StoreError(f"{what} failed: {exc}") from exc
+
     def adjusted_views(self, dividends: bool | None = None) -> None:
         """`split_factors`, `dividend_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars
         table exist; `dividends` None keeps the store's choice."""
-        from colfill.adjust import duckdb_views, wants_dividends
+        from colfill.adjust import adjusted_views, wants_dividends
 
         with self._lock:
             present = {r[0] for r in self.con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()").fetchall()}
             dividends = wants_dividends(present) if dividends is None else dividends
-            for name, sql in duckdb_views(present, dividends).items():
-                if sql is None:
+            for name, view in adjusted_views(DUCKDB, present, dividends).items():
+                if view is None:
                     self.con.execute(f"DROP VIEW IF EXISTS {name}")
                 else:
-                    self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                    self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {view}")
 
     def read_reference(self, table: str) -> pa.Table | None:
         with self._lock:

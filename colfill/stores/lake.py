@@ -44,7 +44,8 @@ import pyarrow as pa
 from colfill.errors import InvalidArgument, StoreError
 from colfill.stage.lake import Lake, ManifestEntry
 from colfill.stores.base import BAR_TABLES, LoadBatch
-from colfill.stores.duckdb import DuckDBStore, quote
+from colfill.stores.duckdb import DuckDBStore
+from colfill.stores.sql import DUCKDB
 
 if TYPE_CHECKING:
     import duckdb
@@ -256,9 +257,9 @@ class LakeStore(DuckDBStore):
                     if kinds.get(name) == "BASE TABLE":
                         continue  # never shadow a table someone made; colfill sql still reads the lake
                     if sql is None:
-                        self.con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+                        self.con.execute(f"DROP VIEW IF EXISTS {DUCKDB.quote(name)}")
                     else:
-                        self.con.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {sql}")
+                        self.con.execute(f"CREATE OR REPLACE VIEW {DUCKDB.quote(name)} AS {sql}")
                 self.con.execute("COMMIT")
             except Exception:
                 self.con.execute("ROLLBACK")

@@ -17,8 +17,9 @@ import pyarrow.compute as pc
 
 from colfill.errors import SchemaMismatch
 from colfill.stores.base import BAR_TABLES
+from colfill.stores.sql import DUCKDB
 
-NY_DATE = "CAST(timezone('America/New_York', ts) AS DATE)"  # the New York trading date of a bar (DuckDB, ICU)
+NY_DATE = DUCKDB.ny_day("ts")  # the New York trading date of a bar
 
 
 def check_rows(table: str, rows: pa.Table) -> None:
@@ -56,18 +57,14 @@ def held_days(entries: list[Any]) -> tuple[set[dt.date], dict[dt.date, set[str]]
     return whole, {d: t for d, t in partial.items() if d not in whole}
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def held_condition(whole: set[dt.date], partial: dict[dt.date, set[str]]) -> str | None:
     """SQL true for a row (ticker, ts) of a day the lake holds; None when it holds none."""
     terms = []
     if whole:
-        terms.append(f"{NY_DATE} IN (" + ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(whole)) + ")")
+        terms.append(f"{NY_DATE} IN (" + ", ".join(DUCKDB.date(d) for d in sorted(whole)) + ")")
     for day in sorted(partial):
-        tickers = ", ".join(_lit(t) for t in sorted(partial[day]))
-        terms.append(f"({NY_DATE} = DATE '{day.isoformat()}' AND ticker IN ({tickers}))")
+        tickers = ", ".join(DUCKDB.literal(t) for t in sorted(partial[day]))
+        terms.append(f"({NY_DATE} = {DUCKDB.date(day)} AND ticker IN ({tickers}))")
     return " OR ".join(terms) if terms else None
 
 
@@ -79,9 +76,7 @@ def with_live_sql(lake_sql: str | None, live_scan: str, held: str | None) -> str
 
 def duckdb_upsert(con: Any, table: str, columns: list[str], rows: pa.Table) -> int:
     """Replace the rows of `rows`' keys in DuckDB table `table` (columns `columns`), in the caller's transaction."""
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
+    quote = DUCKDB.quote
     present = set(rows.column_names)
     select = ", ".join(quote(c) if c in present else f"NULL AS {quote(c)}" for c in columns)
     lo, hi = pc.min_max(rows["ts"]).values()

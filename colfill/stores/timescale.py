@@ -46,6 +46,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from colfill.stores.sql import POSTGRES
+
 MIN_VERSION = (2, 13)  # by_range(); DML on compressed chunks (2.11)
 COLUMNSTORE_VERSION = (2, 18)  # ALTER TABLE ... SET (timescaledb.enable_columnstore ...), add_columnstore_policy
 DECOMPRESSION_LIMIT_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
@@ -76,18 +78,9 @@ def parse_version(text: str) -> tuple[int, int]:
     return (int(m[1]), int(m[2])) if m else (0, 0)
 
 
-def quote_ident(name: str) -> str:
-    """An SQL identifier, always double-quoted (quotes inside doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """An SQL string literal (standard_conforming_strings: only quotes need doubling)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def qualified(schema: str, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}"
+quote_ident = POSTGRES.quote
+quote_literal = POSTGRES.literal
+qualified = POSTGRES.qualified
 
 
 def hypertable_sql(schema: str, table: str, version: tuple[int, int], ext_schema: str = "public") -> list[str]:

@@ -194,7 +194,7 @@ def bars(dash: Dashboard, request: Request) -> dict[str, Any]:
         raise BadRequest(400, f"unknown indicator column(s) {', '.join(unknown)}; stored: {', '.join(indicators)}")
     columns = ["open", "high", "low", "close", "volume", *wanted]
     width = resample.choose_width(hi - lo, tf, points)
-    if reader.dialect == "postgres" and width != (1 if tf == "1m" else resample.DAY):
+    if reader.buckets_in_store and width != (1 if tf == "1m" else resample.DAY):
         frame, bars_in = reader.bars_bucketed(relation, ticker, lo, hi, columns, width)  # type: ignore[attr-defined]
         body = resample.payload(frame, width, tf, columns, bars_in)
     else:

@@ -22,8 +22,9 @@ import polars as pl
 
 from colfill.errors import StoreError
 from colfill.stores.base import BAR_TABLES
+from colfill.stores.sql import DUCKDB
 from colfill.ui.daycounts import DayCounts
-from colfill.ui.queries import VERSION_TTL, Reader, iso, quote
+from colfill.ui.queries import VERSION_TTL, Reader, iso
 
 COPIED = ("splits", "dividends")  # catalogue tables the lake's views use
 
@@ -103,21 +104,21 @@ class LakeReader(Reader):
                                               "WHERE database_name = 'catalogue'").fetchall()}
             for name in COPIED:
                 if name in have:
-                    con.execute(f"CREATE OR REPLACE TABLE memory.main.{quote(name)} AS "
-                                f"SELECT * FROM catalogue.main.{quote(name)}")
+                    con.execute(f"CREATE OR REPLACE TABLE memory.main.{DUCKDB.quote(name)} AS "
+                                f"SELECT * FROM catalogue.main.{DUCKDB.quote(name)}")
                     self._copied.add(name)
         finally:
             con.execute("DETACH catalogue")
 
     def _rebuild(self) -> None:
         """(Re)create the views over the lake in the in-memory connection."""
-        from colfill.adjust import duckdb_views
+        from colfill.adjust import adjusted_views
         from colfill.stores.lake import bars_view_sql, current_files, side_views_sql
 
         con = self._con
         for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
                                    "AND database_name = 'memory'").fetchall():
-            con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+            con.execute(f"DROP VIEW IF EXISTS {DUCKDB.quote(name)}")
         self._copy_catalogue()
         views: dict[str, str | None] = dict(side_views_sql(self.lake))
         self._files = {t: current_files(self.lake, t) for t in BAR_TABLES}
@@ -125,11 +126,11 @@ class LakeReader(Reader):
         self._live_union = self._with_live_rows(views)
         for name, sql in views.items():
             if sql is not None:
-                con.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {sql}")
+                con.execute(f"CREATE OR REPLACE VIEW {DUCKDB.quote(name)} AS {sql}")
         have = self._names()
-        for name, sql in duckdb_views(have, "dividend_factors" in have).items():
+        for name, sql in adjusted_views(DUCKDB, have, "dividend_factors" in have).items():
             if sql is not None and name not in have:
-                con.execute(f"CREATE VIEW {quote(name)} AS {sql}")
+                con.execute(f"CREATE VIEW {DUCKDB.quote(name)} AS {sql}")
         self._relations = self._names()
         with self._cache_lock:
             self._cache.clear()
@@ -264,8 +265,9 @@ class DuckFileReader(Reader):
 
 def sql_stats(reader: Reader, table: str) -> dict[str, Any]:
     """Rows, tickers, first and last New York day, and days of `table`, by one scan."""
-    day = reader.day_expr()
+    day = reader.dialect.ny_day()
     row = reader._query(f"SELECT count(*) AS n, count(DISTINCT ticker) AS tickers, min({day}) AS first, "
-                        f"max({day}) AS last, count(DISTINCT {day}) AS days FROM {quote(table)}").row(0)
+                        f"max({day}) AS last, count(DISTINCT {day}) AS days "
+                        f"FROM {reader.dialect.quote(table)}").row(0)
     return {"table": table, "rows": row[0], "tickers": row[1], "first_day": iso(row[2]), "last_day": iso(row[3]),
             "days": row[4]}

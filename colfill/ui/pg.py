@@ -14,14 +14,16 @@ import polars as pl
 
 from colfill.errors import InvalidArgument
 from colfill.stores.base import BAR_TABLES
-from colfill.ui.queries import NY, VERSION_TTL, Reader, ny_day, quote
+from colfill.stores.sql import NY, POSTGRES
+from colfill.ui.queries import VERSION_TTL, Reader, ny_day
 
 
 class PgReader(Reader):
     """PostgreSQL/TimescaleDB through psycopg, in read-only transactions, in the URL's schema."""
 
-    dialect = "postgres"
+    dialect = POSTGRES
     kind = "postgresql"
+    buckets_in_store = True
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -87,7 +89,7 @@ class PgReader(Reader):
                       "* 1000)::bigint")
         aggs = []
         for c in columns:
-            q = quote(c)
+            q = POSTGRES.quote(c)
             if c == "open":
                 aggs.append(f"(array_agg({q} ORDER BY ts))[1] AS {q}")
             elif c == "high":
@@ -100,8 +102,9 @@ class PgReader(Reader):
                 aggs.append(f"(array_agg({q} ORDER BY ts DESC))[1] AS {q}")
         lo = dt.datetime.fromtimestamp(lo_ms / 1000, dt.timezone.utc)
         hi = dt.datetime.fromtimestamp(hi_ms / 1000, dt.timezone.utc)
-        frame = self._query(f"SELECT {bucket} AS t, {', '.join(aggs)}, count(*) AS bars_in FROM {quote(relation)} "
-                            "WHERE ticker = ? AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1", [ticker, lo, hi])
+        frame = self._query(f"SELECT {bucket} AS t, {', '.join(aggs)}, count(*) AS bars_in "
+                            f"FROM {POSTGRES.quote(relation)} WHERE ticker = ? AND ts >= ? AND ts < ? "
+                            "GROUP BY 1 ORDER BY 1", [ticker, lo, hi])
         if frame.is_empty():
             return pl.DataFrame(schema={"t": pl.Int64, **dict.fromkeys(columns, pl.Float64)}), 0
         bars_in = int(frame["bars_in"].sum())

@@ -18,22 +18,20 @@ import polars as pl
 
 from colfill.errors import InvalidArgument
 from colfill.stores.base import BAR_TABLES
+from colfill.stores.sql import DUCKDB, Dialect
 
 BASE_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions")
 TIMEFRAME_TABLES = {"1m": "bars_1m", "1d": "bars_1d"}
-NY = "America/New_York"
 VERSION_TTL = 1.0  # seconds between two checks of whether the data changed
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class Reader:
-    """What the dashboard asks of a store. Subclasses set `dialect` ("duckdb" or "postgres") and `_query`."""
+    """What the dashboard asks of a store. Subclasses set `dialect` and `_query`; `buckets_in_store`: the reader
+    has `bars_bucketed` (the store aggregates bars to the chart's buckets)."""
 
-    dialect = "duckdb"
+    dialect: Dialect = DUCKDB
     kind = ""
+    buckets_in_store = False
 
     def __init__(self) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -61,16 +59,6 @@ class Reader:
         pass
 
     # -- shared -----------------------------------------------------------------------------------------------
-    def day_expr(self, col: str = "ts") -> str:
-        if self.dialect == "postgres":
-            return f"({col} AT TIME ZONE '{NY}')::date"
-        return f"timezone('{NY}', {col})::DATE"
-
-    def epoch_ms(self, col: str = "ts") -> str:
-        if self.dialect == "postgres":
-            return f"(extract(epoch FROM {col}) * 1000)::bigint"
-        return f"epoch_ms({col})"
-
     def cached(self, key: tuple[Any, ...], compute: Any) -> Any:
         version = self.version()
         with self._cache_lock:
@@ -85,7 +73,7 @@ class Reader:
     def columns(self, relation: str) -> list[str]:
         """Column names of a bars relation (cached per data version)."""
         def compute() -> list[str]:
-            frame = self._query(f"SELECT * FROM {quote(relation)} LIMIT 0")
+            frame = self._query(f"SELECT * FROM {self.dialect.quote(relation)} LIMIT 0")
             return list(frame.columns)
         return list(self.cached(("columns", relation), compute))
 
@@ -110,10 +98,12 @@ class Reader:
 
     def ticker_span(self, table: str, ticker: str) -> tuple[int, int, int] | None:
         """(first ts ms, last ts ms, bars) of `ticker` in `table`, None when it has none."""
+        d = self.dialect
+
         def compute() -> tuple[int, int, int] | None:
             frame = self._query(
-                f"SELECT {self.epoch_ms('min(ts)')} AS lo, {self.epoch_ms('max(ts)')} AS hi, count(*) AS n "
-                f"FROM {quote(table)} WHERE ticker = ?", [ticker])
+                f"SELECT {d.epoch_ms('min(ts)')} AS lo, {d.epoch_ms('max(ts)')} AS hi, count(*) AS n "
+                f"FROM {d.quote(table)} WHERE ticker = ?", [ticker])
             lo, hi, n = frame.row(0)
             return None if not n else (int(lo), int(hi), int(n))
         return self.cached(("span", table, ticker), compute)  # type: ignore[no-any-return]
@@ -124,11 +114,11 @@ class Reader:
         bad = [c for c in columns if c not in allowed]
         if bad:
             raise InvalidArgument(f"unknown column(s) {', '.join(bad)}; {relation} has {', '.join(sorted(allowed))}")
-        cols = ", ".join(quote(c) for c in columns)
+        cols = ", ".join(self.dialect.quote(c) for c in columns)
         lo = dt.datetime.fromtimestamp(lo_ms / 1000, dt.timezone.utc)
         hi = dt.datetime.fromtimestamp(hi_ms / 1000, dt.timezone.utc)
         return self._query(
-            f"SELECT {self.epoch_ms()} AS t, {cols} FROM {quote(relation)} "
+            f"SELECT {self.dialect.epoch_ms()} AS t, {cols} FROM {self.dialect.quote(relation)} "
             "WHERE ticker = ? AND ts >= ? AND ts < ? ORDER BY ts", [ticker, lo, hi])
 
     def top_tickers(self, limit: int, search: str | None = None) -> list[str]:
@@ -138,7 +128,8 @@ class Reader:
         if table is None:
             return []
         def compute() -> list[str]:
-            frame = self._query(f"SELECT ticker, sum(close * volume) AS dv FROM {quote(table)} GROUP BY ticker "
+            frame = self._query(f"SELECT ticker, sum(close * volume) AS dv FROM {self.dialect.quote(table)} "
+                                "GROUP BY ticker "
                                 "ORDER BY dv DESC NULLS LAST, ticker")
             return frame["ticker"].to_list()
         ranked: list[str] = self.cached(("ranked", table), compute)
@@ -150,9 +141,9 @@ class Reader:
     def day_totals(self, table: str) -> pl.DataFrame:
         """Per New York trading day of `table`: bars and tickers (columns day, bars, tickers)."""
         def compute() -> pl.DataFrame:
-            day = self.day_expr()
+            day = self.dialect.ny_day()
             return self._query(f"SELECT {day} AS day, count(*) AS bars, count(DISTINCT ticker) AS tickers "
-                               f"FROM {quote(table)} GROUP BY 1 ORDER BY 1")
+                               f"FROM {self.dialect.quote(table)} GROUP BY 1 ORDER BY 1")
         return self.cached(("totals", table), compute)  # type: ignore[no-any-return]
 
     def day_counts(self, table: str, tickers: Sequence[str]) -> pl.DataFrame:
@@ -161,7 +152,7 @@ class Reader:
             return pl.DataFrame(schema={"ticker": pl.Utf8, "day": pl.Date, "bars": pl.Int64})
         marks = ", ".join("?" for _ in tickers)
         return self.cached(("counts", table, tuple(tickers)), lambda: self._query(
-            f"SELECT ticker, {self.day_expr()} AS day, count(*) AS bars FROM {quote(table)} "
+            f"SELECT ticker, {self.dialect.ny_day()} AS day, count(*) AS bars FROM {self.dialect.quote(table)} "
             f"WHERE ticker IN ({marks}) GROUP BY 1, 2", list(tickers)))
 
 

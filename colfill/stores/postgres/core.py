@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from colfill.config import env
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError, StoreUnreachable
+from colfill.stores import sql
 from colfill.stores import timescale as tsdb
 from colfill.stores.postgres.schema import (
     DAY_PARTITIONED,
@@ -27,7 +28,7 @@ from colfill.stores.postgres.schema import (
     pg_type,
 )
 from colfill.stores.postgres.session import _AdbcSession, _Pool, _PsycopgSession, _Session, _sqlstate
-from colfill.stores.timescale import qualified, quote_ident
+from colfill.stores.sql import POSTGRES
 
 NOT_PRELOADED = ("TimescaleDB is installed on the server at {where} but not loaded (it is not in "
                  "shared_preload_libraries)")
@@ -161,7 +162,7 @@ class _StoreCore:
                 continue
             try:
                 s.set_autocommit(True)
-                s.execute(f"CREATE DATABASE {quote_ident(name)}")
+                s.execute(f"CREATE DATABASE {POSTGRES.quote(name)}")
                 return
             except Exception as exc:
                 if _sqlstate(exc) == "42P04":  # created meanwhile
@@ -249,7 +250,7 @@ class _StoreCore:
         return f"{kind} {self.target.display} (schema {self.schema})"
 
     def _rel(self, table: str) -> str:
-        return qualified(self.schema, table)
+        return POSTGRES.qualified(self.schema, table)
 
     @contextlib.contextmanager
     def _ddl(self) -> Iterator[_Session]:
@@ -261,7 +262,7 @@ class _StoreCore:
                 # existence first: CREATE ... IF NOT EXISTS checks the CREATE privilege even when nothing is made
                 if not s.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s::text)",
                                  [self.schema])[0][0]:
-                    s.execute(f"CREATE SCHEMA {quote_ident(self.schema)}")
+                    s.execute(f"CREATE SCHEMA {POSTGRES.quote(self.schema)}")
                 if s.execute("SELECT to_regclass(%s::text) IS NULL", [self._rel(MANIFEST)])[0][0]:
                     s.execute(f"CREATE TABLE {self._rel(MANIFEST)} {MANIFEST_COLUMNS}")
                 self._ensure_extension(s)
@@ -332,15 +333,14 @@ class _StoreCore:
             check_existing(s, self.schema, self.database, table, kind, existing, wanted)
             for n, t in wanted.items():
                 if n not in existing:
-                    s.execute(f"ALTER TABLE {rel} ADD COLUMN {quote_ident(n)} {t}")
+                    s.execute(f"ALTER TABLE {rel} ADD COLUMN {POSTGRES.quote(n)} {t}")
             return []
         # Tickers are compared bytewise (COLLATE "C"): the key's B-tree then uses memcmp, not the locale's
         # rules, which on en_US.UTF-8 servers are a large share of a load's CPU; the order is the files'.
-        cols = ", ".join(f"{quote_ident(n)} {t}" + (' COLLATE "C"' if n == "ticker" else "")
-                         + (" NOT NULL" if n in KEY else "") for n, t in wanted.items())
         hyper = self.hypertables and table in tsdb.SPECS
         by_day = " PARTITION BY RANGE (ts)" if table in DAY_PARTITIONED and not hyper else ""
-        s.execute(f"CREATE TABLE {rel} ({cols}, PRIMARY KEY (ticker, ts)){by_day}")
+        s.execute(sql.create_sql(POSTGRES, rel, wanted, KEY, options=lambda n: ' COLLATE "C"' if n == "ticker" else "")
+                  + by_day)
         if not hyper:
             return []
         version, ext = self._ts

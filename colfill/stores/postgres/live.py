@@ -23,7 +23,7 @@ from colfill.stores.base import LoadBatch
 from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import KEY, check_name
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate
-from colfill.stores.timescale import quote_ident
+from colfill.stores.sql import POSTGRES
 
 STAGE = "colfill_live_stage"
 _ARROW = {"double precision": pa.float64(), "bigint": pa.int64()}  # casts a batch's numbers into these columns
@@ -106,13 +106,10 @@ class _LiveWrites(_Loading):
                 s.execute(f"SET LOCAL {tsdb.DECOMPRESSION_LIMIT_GUC} = 0")
             s.execute(f"CREATE TEMP TABLE {STAGE} (LIKE {rel} INCLUDING DEFAULTS) ON COMMIT DROP")
             s.copy(None, STAGE, data)
-            cols = [quote_ident(c) for c in data.column_names]
-            given = set(data.column_names)
-            update = [f"{quote_ident(c)} = EXCLUDED.{quote_ident(c)}" for c in data.column_names if c not in KEY]
-            update += [f"{quote_ident(c)} = NULL" for c in self._columns.get(table, {}) if c not in given]
-            action = f"DO UPDATE SET {', '.join(update)}" if update else "DO NOTHING"
-            s.execute(f"INSERT INTO {rel} AS t ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {STAGE} "
-                      f"ORDER BY ticker, ts ON CONFLICT (ticker, ts) {action}")
+            cols = ", ".join(POSTGRES.quote(c) for c in data.column_names)
+            nulls = [c for c in self._columns.get(table, {}) if c not in data.column_names]
+            s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM {STAGE} ORDER BY ticker, ts "
+                      f"{POSTGRES.upsert(KEY, data.column_names, nulls)}")
             s.commit()
         except Exception as exc:
             s.reset()

@@ -15,8 +15,10 @@ from colfill.stores.base import LoadBatch, day_bounds
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.schema import KEY, MANIFEST, check_name, distinct_tickers_sql, pg_array
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Conflict, _Retry, _Session, _sqlstate
-from colfill.stores.timescale import quote_ident
+from colfill.stores.sql import POSTGRES
 
+_MANIFEST_UPSERT = POSTGRES.upsert(("table_name", "date", "lineage"), (
+    "source_key", "etag", "size", "fingerprint", "rows", "status", "loaded_at"))
 INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for a day's key: a 2 M-row day sorts in memory
 
 
@@ -123,10 +125,7 @@ class _Loading(_StoreCore):
             s.execute(
                 f"INSERT INTO {self._rel(MANIFEST)} (table_name, date, lineage, source_key, etag, size, fingerprint, "
                 '"rows", status, loaded_at) VALUES (%s::text, %s::date, %s::text, %s::text, %s::text, %s::bigint, '
-                "%s::text, %s::bigint, 'loaded', now()) ON CONFLICT (table_name, date, lineage) DO UPDATE SET "
-                "source_key = EXCLUDED.source_key, etag = EXCLUDED.etag, size = EXCLUDED.size, "
-                'fingerprint = EXCLUDED.fingerprint, "rows" = EXCLUDED."rows", status = EXCLUDED.status, '
-                "loaded_at = EXCLUDED.loaded_at",
+                f"%s::text, %s::bigint, 'loaded', now()) {_MANIFEST_UPSERT}",
                 [table, batch.date.isoformat(), batch.lineage, batch.source_key, batch.etag, int(batch.size),
                  batch.fingerprint, data.num_rows],
             )
@@ -185,20 +184,20 @@ class _Loading(_StoreCore):
             s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
                       [f"colfill-swap:{self.schema}.{batch.table}"])
         s.execute(f"CREATE TABLE {self._rel(build)} (LIKE {rel} INCLUDING DEFAULTS)")
-        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(name + '_day')} "
+        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {POSTGRES.quote(name + '_day')} "
                   f"CHECK (ts >= '{lo}' AND ts < '{hi}')")
         if data.num_rows:
             s.copy(self.schema, build, data, freeze=True)
         # One sort in this backend: parallel build workers only compete with the other loads for the cores.
         s.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
         s.execute("SET LOCAL max_parallel_maintenance_workers = 0")
-        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {quote_ident(build + '_pkey')} "
+        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {POSTGRES.quote(build + '_pkey')} "
                   "PRIMARY KEY (ticker, ts)")
         if replacing:
             s.execute(f"ALTER TABLE {rel} DETACH PARTITION {final}")
             s.execute(f"DROP TABLE {final}")
-            s.execute(f"ALTER TABLE {self._rel(build)} RENAME TO {quote_ident(name)}")
-            s.execute(f"ALTER INDEX {self._rel(build + '_pkey')} RENAME TO {quote_ident(name + '_pkey')}")
+            s.execute(f"ALTER TABLE {self._rel(build)} RENAME TO {POSTGRES.quote(name)}")
+            s.execute(f"ALTER INDEX {self._rel(build + '_pkey')} RENAME TO {POSTGRES.quote(name + '_pkey')}")
         s.execute(f"ALTER TABLE {rel} ATTACH PARTITION {final} FOR VALUES FROM {self._day_range(batch.date)}")
 
     def _merge(self, s: _Session, rel: str, data: pa.Table, where: str, params: list[object]) -> None:
@@ -210,14 +209,9 @@ class _Loading(_StoreCore):
         s.execute(
             f"DELETE FROM {rel} AS t WHERE {where} "
             "AND NOT EXISTS (SELECT 1 FROM colfill_stage s WHERE s.ticker = t.ticker AND s.ts = t.ts)", params)
-        cols = [quote_ident(c) for c in data.column_names]
-        rest = [c for c, name in zip(cols, data.column_names) if name not in KEY]
-        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
-        changed = (f" WHERE ({', '.join('t.' + c for c in rest)}) IS DISTINCT FROM "
-                   f"({', '.join('EXCLUDED.' + c for c in rest)})") if rest else ""
-        action = f"DO UPDATE SET {update}{changed}" if rest else "DO NOTHING"
-        s.execute(f"INSERT INTO {rel} AS t ({', '.join(cols)}) SELECT {', '.join(cols)} FROM colfill_stage "
-                  f"ORDER BY ticker, ts ON CONFLICT (ticker, ts) {action}")
+        cols = ", ".join(POSTGRES.quote(c) for c in data.column_names)
+        s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM colfill_stage ORDER BY ticker, ts "
+                  f"{POSTGRES.upsert(KEY, data.column_names, unless_same='t')}")
 
     def _partition_filter(self, batch: LoadBatch) -> str:
         """The rows a partition replaces (alias t): its New York day, of its tickers when it names them. The

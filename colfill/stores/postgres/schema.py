@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from colfill.errors import InvalidArgument, SchemaMismatch
 from colfill.stores.postgres.session import _Session
-from colfill.stores.timescale import qualified
+from colfill.stores.sql import POSTGRES
 
 MANIFEST = "colfill_files"
 KEY = ("ticker", "ts")
@@ -101,16 +101,11 @@ def bars_schema(indicator_columns: Sequence[str] = ()) -> pa.Schema:
 
 
 def pg_type(t: pa.DataType) -> str:
-    """The PostgreSQL column type colfill creates for an Arrow type."""
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "text"
-    if pa.types.is_timestamp(t):
-        return "timestamp with time zone"
-    if pa.types.is_integer(t):
-        return "bigint"
-    if pa.types.is_floating(t):
-        return "double precision"
-    raise SchemaMismatch(f"column type {t} cannot be loaded into PostgreSQL by colfill. Hint: cast it to float64")
+    """The PostgreSQL column type colfill creates for an Arrow type of a bars table."""
+    name = POSTGRES.sql_type(t)
+    if name not in _COMPATIBLE:
+        raise SchemaMismatch(f"column type {t} cannot be loaded into PostgreSQL by colfill. Hint: cast it to float64")
+    return name
 
 
 def pg_array(values: Sequence[str]) -> str:
@@ -224,7 +219,7 @@ def check_existing(s: _Session, schema: str, database: str, table: str, kind: st
         "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
         "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
         "WHERE i.indrelid = to_regclass(%s::text) AND i.indisunique GROUP BY i.indexrelid",
-        [qualified(schema, table)],
+        [POSTGRES.qualified(schema, table)],
     )
     if not any(r[0] == "ticker,ts" for r in keys):
         raise SchemaMismatch(f"{where} has no primary key or unique index on (ticker, ts), which colfill needs "

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from colfill.stores.postgres.encode import encode_pgcopy
-from colfill.stores.timescale import qualified, quote_ident
+from colfill.stores.sql import POSTGRES
 
 _TRANSIENT_STATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}
 
@@ -90,8 +90,8 @@ class _PsycopgSession(_Session):
 
     def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
         order, chunks = encode_pgcopy(data)
-        target = qualified(schema, table) if schema else quote_ident(table)
-        columns = ", ".join(quote_ident(c) for c in order)
+        target = POSTGRES.qualified(schema, table) if schema else POSTGRES.quote(table)
+        columns = ", ".join(POSTGRES.quote(c) for c in order)
         options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
         with self.conn.cursor() as cur, cur.copy(f"COPY {target} ({columns}) FROM STDIN ({options})") as cp:
             for chunk in chunks:

@@ -12,29 +12,15 @@ from typing import Any
 import pyarrow as pa
 
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError
+from colfill.stores import sql
 from colfill.stores.base import STATE_TABLE
 from colfill.stores.postgres.core import _StoreCore
-from colfill.stores.postgres.schema import pg_type
 from colfill.stores.postgres.session import _AdbcSession
-from colfill.stores.timescale import quote_ident
+from colfill.stores.sql import POSTGRES
 
-_STATE_TYPES: dict[str, tuple[str, pa.DataType]] = {  # type as format_type prints it -> (DDL type, Arrow type)
-    "text": ("text", pa.string()),
-    "bigint": ("bigint", pa.int64()),
-    "double precision": ("double precision", pa.float64()),
-    "timestamp with time zone": ("timestamptz", pa.timestamp("us", tz="UTC")),
-    "date": ("date", pa.date32()),
-    "double precision[]": ("double precision[]", pa.list_(pa.float64())),
-}
-
-
-def _state_type(t: pa.DataType) -> str:
-    """The format_type name of the state column for Arrow type `t`."""
-    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
-        return "double precision[]"
-    if pa.types.is_date(t):
-        return "date"
-    return pg_type(t)
+_ARROW = {"text": pa.string(), "bigint": pa.int64(), "double precision": pa.float64(),  # state column -> Arrow
+          "timestamp with time zone": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
+          "double precision[]": pa.list_(pa.float64())}
 
 
 def _json_value(value: Any) -> Any:
@@ -59,7 +45,7 @@ class _StateHandoff(_StoreCore):
             raise InvalidArgument("read_bars needs the ticker and ts columns")
         if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
             raise StoreError(f"{self.describe()} has no table {table}: nothing was backfilled into it yet")
-        cols = ", ".join(quote_ident(c) for c in columns)
+        cols = ", ".join(POSTGRES.quote(c) for c in columns)
         try:
             session = _AdbcSession(self.target.dsn)
         except Exception as exc:
@@ -93,7 +79,7 @@ class _StateHandoff(_StoreCore):
                 if not columns:
                     s.rollback()
                     return None
-                names = ", ".join(quote_ident(c) for c in columns)
+                names = ", ".join(POSTGRES.quote(c) for c in columns)
                 rows = s.execute(f"SELECT {names} FROM {self._rel(STATE_TABLE)} WHERE timeframe = %s::text "
                                  "ORDER BY ticker", [timeframe])
                 s.rollback()
@@ -102,10 +88,10 @@ class _StateHandoff(_StoreCore):
         data = list(zip(*rows)) if rows else [()] * len(columns)
         arrays, fields = [], []
         for (name, pg), values in zip(columns.items(), data):
-            if pg not in _STATE_TYPES:
+            if pg not in _ARROW:
                 raise SchemaMismatch(f"{STATE_TABLE} in {self.describe()} has column {name} of type {pg}, which no "
                                      "state column has. Hint: rename that table; colfill never drops it for you.")
-            typ = _STATE_TYPES[pg][1]
+            typ = _ARROW[pg]
             arrays.append(pa.array(list(values), typ))
             fields.append(pa.field(name, typ))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -117,34 +103,13 @@ class _StateHandoff(_StoreCore):
         Rows travel as one JSON parameter expanded by `json_populate_recordset` into the table's own row type,
         so both drivers bind it the same way and floats keep every bit (JSON numbers are Python's shortest
         round-trip repr; non-finite values go as the strings PostgreSQL's float8 input reads)."""
-        wanted = {f.name: _state_type(f.type) for f in rows.schema}
         rel = self._rel(STATE_TABLE)
         payload = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows.to_pylist()], allow_nan=False)
-        tickers = json.dumps(rows.column("ticker").to_pylist())
         with self._ddl() as s:
             try:
-                _, existing = self._existing(s, STATE_TABLE)
-                if not existing:
-                    cols = ", ".join(f"{quote_ident(n)} {_STATE_TYPES[t][0]}"
-                                     + (" NOT NULL" if n in ("ticker", "timeframe") else "") for n, t in wanted.items())
-                    s.execute(f"CREATE TABLE {rel} ({cols}, saved_at timestamptz NOT NULL DEFAULT now(), "
-                              "PRIMARY KEY (ticker, timeframe))")
-                    existing = wanted
-                for n, t in wanted.items():
-                    if n not in existing:
-                        s.execute(f"ALTER TABLE {rel} ADD COLUMN {quote_ident(n)} {_STATE_TYPES[t][0]}")
-                    elif existing[n] != t:
-                        raise SchemaMismatch(
-                            f"{STATE_TABLE} in {self.describe()} has column {n} of type {existing[n]}, the state "
-                            f"needs {t}. Hint: rename or drop that table; colfill never drops it for you.")
-                if replace:
-                    s.execute(f"DELETE FROM {rel} WHERE timeframe = %s::text", [timeframe])
-                else:
-                    s.execute(f"DELETE FROM {rel} WHERE timeframe = %s::text AND ticker IN "
-                              "(SELECT value FROM json_array_elements_text(%s::json))", [timeframe, tickers])
-                names = ", ".join(quote_ident(n) for n in wanted)
-                s.execute(f"INSERT INTO {rel} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{rel}, "
-                          "%s::json)", [payload])
+                sql.write_state(s, POSTGRES, rel, self._existing(s, STATE_TABLE)[1], rows,
+                                f"json_populate_recordset(NULL::{rel}, %s::json) AS r", [payload], timeframe, replace,
+                                self.describe())
             except ColfillError:
                 raise
             except Exception as exc:

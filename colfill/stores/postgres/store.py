@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from colfill.errors import StoreError
+from colfill.stores import sql
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import BAR_TABLES, LoadBatch
 from colfill.stores.postgres.compress import _Compressing
@@ -16,7 +17,7 @@ from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, bars_schema
 from colfill.stores.postgres.state import _StateHandoff
 from colfill.stores.postgres.status import _Status
-from colfill.stores.timescale import quote_ident
+from colfill.stores.sql import POSTGRES
 
 
 @dataclass
@@ -80,20 +81,16 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
         """Upsert reference rows (`colfill.reference`) by the dataset's key, in one statement over arrays."""
-        from colfill.reference import DATASETS
+        from colfill.reference import DATASETS, arrow_schema
 
         ds = DATASETS[table]
-        types = {"string": "text", "bool": "boolean", "date": "date", "float64": "double precision",
-                 "int64": "bigint", "timestamp": "timestamptz"}
         names = [n for n, _ in ds.columns]
-        arrays = ", ".join(f"%s::{types[k]}[]" for _, k in ds.columns)
-        update = ", ".join(f"{quote_ident(n)} = EXCLUDED.{quote_ident(n)}" for n in names if n not in ds.key)
-        sql = (f"INSERT INTO {self._rel(table)} ({', '.join(quote_ident(n) for n in names)}) "
-               f"SELECT * FROM unnest({arrays}) ON CONFLICT ({', '.join(ds.key)}) DO UPDATE SET {update}")
+        arrays = ", ".join(f"%s::{POSTGRES.sql_type(f.type)}[]" for f in arrow_schema(ds))
+        source = f"unnest({arrays}) AS r({', '.join(POSTGRES.quote(n) for n in names)})"
         with self._ddl() as s:  # the schema made if needed, one transaction, its errors scrubbed
-            s.execute(f"CREATE TABLE IF NOT EXISTS {self._rel(table)} {REFERENCE_DDL[table]}")
-            if rows.num_rows:
-                s.execute(sql, [rows.column(n).to_pylist() for n in names])
+            sql.write_reference(s, POSTGRES, self._rel(table),
+                                f"CREATE TABLE IF NOT EXISTS {self._rel(table)} {REFERENCE_DDL[table]}", names, ds.key,
+                                source, [rows.column(n).to_pylist() for n in names])
         if table == "splits":
             self.adjusted_views()
         return rows.num_rows
@@ -101,30 +98,21 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
     def adjusted_views(self, dividends: bool | None = None) -> None:
         """`split_factors`, `dividend_factors` and `<bars>_adjusted` (colfill.adjust) where `splits` and the bars
         table exist; `dividends` None keeps the store's choice."""
-        from colfill.adjust import pg_adjusted_view_sql, pg_dividend_factors_sql, pg_split_factors_sql
+        from colfill.adjust import adjusted_views, wants_dividends
 
-        def exists(name: str) -> bool:
-            return bool(self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(name)]))
-
-        if not exists("splits"):
+        present = set(self._read("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                 "WHERE n.nspname = %s::text", [self.schema]))
+        if "splits" not in present:
             return
-        dividends = exists("dividend_factors") if dividends is None else dividends
-        dividends = dividends and exists("dividends") and exists("bars_1d")
-        factors, div_factors = self._rel("split_factors"), self._rel("dividend_factors")
+        dividends = wants_dividends(present) if dividends is None else dividends
         with self._ddl() as s:
-            for table in BAR_TABLES:  # dropped first: they depend on the factor views, their columns on the table
-                s.execute(f"DROP VIEW IF EXISTS {self._rel(f'{table}_adjusted')}")
-            s.execute(f"DROP VIEW IF EXISTS {div_factors}")
-            s.execute(f"CREATE OR REPLACE VIEW {factors} AS {pg_split_factors_sql(self._rel('splits'))}")
-            if dividends:
-                s.execute(f"CREATE VIEW {div_factors} AS "
-                          f"{pg_dividend_factors_sql(self._rel('dividends'), self._rel('bars_1d'))}")
-            for table in BAR_TABLES:
-                kind, columns = self._existing(s, table)
-                if kind is None:
-                    continue
-                sql = pg_adjusted_view_sql(self._rel(table), factors, list(columns), div_factors if dividends else None)
-                s.execute(f"CREATE VIEW {self._rel(f'{table}_adjusted')} AS {sql}")
+            # dropped first: they depend on the factor views, their columns on the table
+            for name in [*(f"{t}_adjusted" for t in BAR_TABLES), "dividend_factors"]:
+                s.execute(f"DROP VIEW IF EXISTS {self._rel(name)}")
+            views = adjusted_views(POSTGRES, present, dividends, self._rel, lambda t: list(self._existing(s, t)[1]))
+            for name, view in views.items():
+                if view is not None:
+                    s.execute(f"CREATE OR REPLACE VIEW {self._rel(name)} AS {view}")
 
     def finish(self, table: str) -> list[str]:
         lines = super().finish(table)
@@ -137,7 +125,7 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
         ds = DATASETS[table]
         if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
             return None
-        rows = self._read_rows(f"SELECT {', '.join(quote_ident(n) for n, _ in ds.columns)} FROM {self._rel(table)}")
+        rows = self._read_rows(f"SELECT {', '.join(POSTGRES.quote(n) for n, _ in ds.columns)} FROM {self._rel(table)}")
         return pa.Table.from_pylist([dict(zip([n for n, _ in ds.columns], r)) for r in rows], schema=arrow_schema(ds))
 
     def close(self) -> None:
