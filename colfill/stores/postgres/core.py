@@ -27,7 +27,14 @@ from colfill.stores.postgres.schema import (
     parse_url,
     pg_type,
 )
-from colfill.stores.postgres.session import _AdbcSession, _Pool, _PsycopgSession, _Session, _sqlstate
+from colfill.stores.postgres.session import (
+    _MISSING_STATES,
+    _AdbcSession,
+    _Pool,
+    _PsycopgSession,
+    _Session,
+    _sqlstate,
+)
 from colfill.stores.sql import POSTGRES
 
 NOT_PRELOADED = ("TimescaleDB is installed on the server at {where} but not loaded (it is not in "
@@ -379,11 +386,15 @@ class _StoreCore:
         return rows[0] if rows else None
 
     def _read_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query in its own transaction; none when what it reads does not exist (a table,
+        function or schema: TimescaleDB's views on a plain server); any other failure is an error."""
         with self._pool.session() as s:
             try:
                 rows = s.execute(sql, params)
                 s.rollback()
                 return rows
-            except Exception:
+            except Exception as exc:
                 s.reset()
-                return []
+                if _sqlstate(exc) in _MISSING_STATES:
+                    return []
+                raise self._error("reading the database", exc, "nothing was changed") from None

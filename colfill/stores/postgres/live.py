@@ -11,7 +11,6 @@ merges into it (colfill.stores.postgres.load).
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +21,7 @@ from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch
 from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import KEY, check_name
-from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate
+from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate, retrying
 from colfill.stores.sql import POSTGRES
 
 STAGE = "colfill_live_stage"
@@ -52,16 +51,10 @@ class _LiveWrites(_Loading):
             return 0
         data = self._conform(table, data)
         days = _ny_dates(data["ts"])
-        for attempt in range(1, 5):
-            try:
-                with self._pool.session() as s:
-                    return self._upsert_live(s, table, data, days)
-            except _Retry as exc:
-                if attempt >= 4:
-                    raise TransientError(f"writing live bars into {table} at {self.target.display} failed "
-                                         f"{attempt} times: {exc}. Hint: nothing was changed; retry.") from None
-                time.sleep(0.2 * attempt)
-        raise AssertionError("unreachable")
+        return retrying(self._pool, lambda s: self._upsert_live(s, table, data, days),
+                        lambda n, message: TransientError(f"writing live bars into {table} at {self.target.display} "
+                                                          f"failed {n} times: {message}. Hint: nothing was changed; "
+                                                          "retry."))
 
     def _conform(self, table: str, data: pa.Table) -> pa.Table:
         """Make or extend the table as the backfill does (new columns only), and cast the batch's numbers to the

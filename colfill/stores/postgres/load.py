@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pyarrow as pa
@@ -14,7 +13,7 @@ from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch, day_bounds
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.schema import KEY, MANIFEST, check_name, distinct_tickers_sql, pg_array
-from colfill.stores.postgres.session import _TRANSIENT_STATES, _Conflict, _Retry, _Session, _sqlstate
+from colfill.stores.postgres.session import _TRANSIENT_STATES, _Conflict, _Retry, _Session, _sqlstate, retrying
 from colfill.stores.sql import POSTGRES
 
 _MANIFEST_UPSERT = POSTGRES.upsert(("table_name", "date", "lineage"), (
@@ -75,21 +74,16 @@ class _Loading(_StoreCore):
         known = self._columns.get(batch.table)
         if known is None or any(c not in known for c in data.column_names):
             self.ensure_table(batch.table, data.schema)
-        strategy = self.strategy
-        for attempt in range(1, 5):
+
+        def attempt(s: _Session) -> int:
             try:
-                with self._pool.session() as s:
-                    return self._apply(s, batch, data, strategy)
-            except _Conflict:
-                strategy = "merge"
-            except _Retry as exc:
-                if attempt >= 4:
-                    raise TransientError(
-                        f"loading {batch.source_key} ({batch.table} {batch.date}) into {self.target.display} failed "
-                        f"{attempt} times: {exc}. Hint: nothing was changed; rerun to retry."
-                    ) from None
-                time.sleep(0.2 * attempt)
-        raise AssertionError("unreachable")
+                return self._apply(s, batch, data, self.strategy)
+            except _Conflict:  # rolled back: the merge path replaces whatever rows are there
+                return self._apply(s, batch, data, "merge")
+
+        return retrying(self._pool, attempt, lambda n, message: TransientError(
+            f"loading {batch.source_key} ({batch.table} {batch.date}) into {self.target.display} failed {n} times: "
+            f"{message}. Hint: nothing was changed; rerun to retry."))
 
     def _apply(self, s: _Session, batch: LoadBatch, data: pa.Table, strategy: str) -> int:
         table, rel = batch.table, self._rel(batch.table)

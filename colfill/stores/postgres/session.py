@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
 from colfill.stores.postgres.encode import encode_pgcopy
 from colfill.stores.sql import POSTGRES
 
+T = TypeVar("T")
 _TRANSIENT_STATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}
 
 
@@ -26,6 +28,24 @@ class _Retry(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+_MISSING_STATES = {"42P01", "42704", "42883", "3F000"}  # undefined table, object, function; no such schema
+
+
+def retrying(pool: _Pool, attempt: Callable[[_Session], T], failed: Callable[[int, str], Exception],
+             tries: int = 4) -> T:
+    """`attempt` in a pooled session, again (after a short pause) while it fails transiently; on the last
+    failure `failed(attempts, message)` is raised. One rule for the day loads and the live writes."""
+    for n in range(1, tries + 1):
+        try:
+            with pool.session() as s:
+                return attempt(s)
+        except _Retry as exc:
+            if n >= tries:
+                raise failed(n, str(exc)) from None
+            time.sleep(0.2 * n)
+    raise AssertionError("unreachable")
 
 
 def _sqlstate(exc: BaseException) -> str | None:
