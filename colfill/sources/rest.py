@@ -3,7 +3,7 @@
 The client (`RESTClient(api_key, base=...)`) builds the requests and follows `next_url`; every HTTP attempt
 goes through `LimitedPool`, the urllib3 pool we give it, which is where colfill's promises live:
 
-- **Rate**: each attempt, retries included, takes a token of the `RateLimiter` first. The client's own
+- **Rate**: each attempt, retries included, holds a token of the `RateLimiter` until its answer is in. The client's own
   urllib3 retries are off (`retries=0`): they would resend below the limiter.
 - **Faults**: a 429 waits `Retry-After` (else a backoff) and tries again; 5xx answers and dropped or timed-out
   connections are retried with jittered exponential backoff, `MAX_ATTEMPTS` in all, then a `TransientError`
@@ -98,9 +98,9 @@ def _make_pool(settings: RestSettings, limiter: RateLimiter, headers: dict[str, 
             path = urlsplit(url).path
             last = ""
             for attempt in range(MAX_ATTEMPTS):
-                limiter.acquire()
                 try:
-                    resp = super().urlopen(method, url, redirect=redirect, **kw)
+                    with limiter.slot():
+                        resp = super().urlopen(method, url, redirect=redirect, **kw)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:  # dropped, refused, timed out
                     last = f"{type(exc).__name__}"
                     wait = None
