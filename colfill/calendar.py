@@ -13,11 +13,12 @@ force since 1998 (the first Martin Luther King Jr. Day the exchange closed for),
 - Weekends are closed.
 - Regular holidays, by rule (`nyse_holidays`): New Year's Day, Martin Luther King Jr. Day (third Monday
   of January), Washington's Birthday (third Monday of February), Good Friday (two days before Gregorian
-  Easter), Memorial Day (last Monday of May), Juneteenth (from 2022, the first year after it became a
-  federal holiday), Independence Day, Labor Day (first Monday of September), Thanksgiving (fourth
-  Thursday of November), Christmas. A fixed-date holiday on a Saturday is observed the Friday before and on
-  a Sunday the Monday after, except New Year's Day on a Saturday, which is not observed at all: the Friday
-  before ends the previous year's books, and the NYSE trades it (2021-12-31, 2027-12-31).
+  Easter), Memorial Day (last Monday of May), Juneteenth (from 2022: it became a federal holiday two days
+  before 19 June 2021, too late for the exchange that year), Independence Day, Labor Day (first Monday of
+  September), Thanksgiving (fourth Thursday of November), Christmas. A fixed-date holiday on a Saturday is
+  observed the Friday before and on a Sunday the Monday after, except New Year's Day on a Saturday, which
+  is not observed at all: NYSE rule 7.2 keeps the Friday before open when it ends a yearly accounting
+  period (2021-12-31, 2027-12-31 are sessions).
 - One-off closures (`ONE_OFF_CLOSURES`): the attacks of 2001-09-11 (closed through the week), national
   days of mourning for former presidents (Reagan, Ford, Bush, Carter), Hurricane Sandy. These cannot be
   derived; a future one must be added here.
