@@ -103,7 +103,7 @@ def limiter_check() -> tuple[int, int]:
 
 
 def requests_per_year() -> int:
-    from colfill.sample import trading_days
+    from colfill.calendar import trading_days
     from colfill.sources.rest_bars import RestBars
 
     days = trading_days(dt.date(2023, 1, 1), dt.date(2023, 12, 31))

@@ -1,7 +1,7 @@
 """Bars from the REST API as day partitions, so the pipeline treats them exactly like flat-file days.
 
 Same contract as `FlatFiles`: `list(table, start, end)` names one partition per trading day (the NYSE
-calendar of `colfill.sample`; REST has no listing), with an identity that says what was asked for, and
+calendar of `colfill.calendar`; REST has no listing), with an identity that says what was asked for, and
 `read(obj, tickers)` returns the day's bars validated by the flat files' own rules (`flatfiles.validate`),
 so indicators, lake, stores and exactly-once hold whichever source filled a day.
 
@@ -23,7 +23,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from colfill.calendar import NEW_YORK, day_bounds
+from colfill.calendar import NEW_YORK, day_bounds, session_dates, trading_days
 from colfill.errors import InvalidArgument
 from colfill.sources.flatfiles import DATASETS, HEADER, ParsedFile, SourceObject, validate
 from colfill.sources.rest import RestApi, frame_of
@@ -49,11 +49,9 @@ class RestBars:
         return f"REST {self.api.settings.url}"
 
     def list(self, table: str, start: dt.date, end: dt.date) -> list[SourceObject]:
-        from colfill.sample import trading_days
-
         last = min(end, self.today - dt.timedelta(days=1))
         return [SourceObject(f"rest/{DATASETS[table]}/{d.isoformat()}", d, "rest:unadjusted", 0)
-                for d in (trading_days(start, last) if start <= last else [])]
+                for d in trading_days(start, last)]
 
     def span(self, table: str) -> tuple[dt.date, dt.date] | None:
         return None  # REST names no dates of its own
@@ -87,9 +85,6 @@ class RestBars:
     def _windowed(self, table: str, date: dt.date, tickers: tuple[str, ...]) -> pl.DataFrame:
         """The day's bars of `tickers`, from the window cache; a miss fetches the window starting at `date`."""
         import polars as pl
-
-        from colfill.calendar import session_dates
-        from colfill.sample import trading_days
 
         key = (table, tickers)
         with self._lock:

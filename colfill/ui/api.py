@@ -119,7 +119,7 @@ def tickers(dash: Dashboard, request: Request) -> dict[str, Any]:
 def coverage(dash: Dashboard, request: Request) -> dict[str, Any]:
     """Bars per (ticker, trading day) of the N most traded tickers (or those matching `search`), per-day totals,
     and the exchange's sessions without any bar (missing from the source; holidays are not sessions)."""
-    from colfill.calendar import exchange_sessions
+    from colfill.calendar import trading_days
     from colfill.ui.queries import reject_days
 
     reader = dash.reader
@@ -137,7 +137,7 @@ def coverage(dash: Dashboard, request: Request) -> dict[str, Any]:
     if totals.is_empty():
         return {"table": table, "days": [], "tickers": [], "z": [], "totals": [], "missing": [], "rejected": []}
     first, last = totals["day"].min(), totals["day"].max()
-    sessions = exchange_sessions(first, last)  # type: ignore[arg-type]
+    sessions = trading_days(first, last)  # type: ignore[arg-type]
     with_bars = set(totals["day"].to_list())
     days = sorted(set(sessions) | with_bars)
     index = {d: i for i, d in enumerate(days)}

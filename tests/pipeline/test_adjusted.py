@@ -12,8 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from colfill.calendar import trading_days
 from colfill.reference import DATASETS, to_table
-from colfill.sample import SPLIT_RATIO, generate, trading_days
+from colfill.sample import SPLIT_RATIO, generate
 from colfill.stores import open_store
 
 from . import conftest

@@ -18,10 +18,10 @@ import polars as pl
 import pytest
 from polygon import RESTClient
 
-from colfill.calendar import NEW_YORK
+from colfill.calendar import NEW_YORK, trading_days
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
-from colfill.sample import SPLIT_RATIO, generate, trading_days
+from colfill.sample import SPLIT_RATIO, generate
 from colfill.sources.rest import RestSettings
 from colfill.stores import open_store
 from tests.polygon_server import PolygonServer

@@ -217,8 +217,8 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
 
     import pyarrow as pa
 
+    from colfill.calendar import trading_days
     from colfill.reference import DATASETS, arrow_schema
-    from colfill.sample import trading_days
     from colfill.stores import open_store
     from tests.ui.conftest import sample_source
 
