@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from colfill.calendar import NEW_YORK, day_bounds, session_dates, trading_days
 from colfill.errors import InvalidArgument
 from colfill.sources.flatfiles import DATASETS, HEADER, ParsedFile, SourceObject, validate
-from colfill.sources.rest import RestApi, frame_of
+from colfill.sources.rest import RestApi, empty_bars
 
 if TYPE_CHECKING:
     import polars as pl
@@ -78,7 +78,7 @@ class RestBars:
     def _grouped(self, date: dt.date) -> pl.DataFrame:
         import polars as pl
 
-        frame = frame_of(self.api.grouped(date.isoformat()))
+        frame = self.api.grouped(date.isoformat())
         midnight = day_bounds(date)[0]
         return frame.with_columns(pl.lit(midnight).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("ts"))
 
@@ -97,12 +97,12 @@ class RestBars:
                 start, end = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000) - 1
                 with ThreadPoolExecutor(self.api.settings.workers, thread_name_prefix="colfill-rest") as pool:
                     frames = list(pool.map(lambda t: self.api.bars(t, timespan, start, end), tickers))
-                frame = pl.concat(frames) if frames else frame_of([])
+                frame = pl.concat(frames) if frames else empty_bars()
                 self._asked.setdefault(table, set()).update(tickers)
                 self._seen.setdefault(table, set()).update(frame["ticker"].unique().to_list())
                 frame = frame.with_columns(session_dates(frame["ts"]).alias("__date"))
                 parts = frame.partition_by("__date", as_dict=True, include_key=False)
-                days = {d: parts.get((d,), frame_of([])) for d in window}
+                days = {d: parts.get((d,), empty_bars()) for d in window}
                 self._cache[key] = days
             out = days.pop(date)
         return out

@@ -134,3 +134,21 @@ def test_settings_need_a_key_and_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = RestSettings.from_env()
     assert settings.url == "https://api.massive.com" and "mk-secret" not in repr(settings)
     assert settings.rate == Rate(100, 1.0)
+
+
+def test_a_page_parses_to_columns_whatever_the_json_holds() -> None:
+    """Extra keys ignored, integers read as floats, missing `vw`/`n` null, no `results` an empty page, and a
+    truncated body a MalformedResponse (retried by the caller)."""
+    from colfill.sources.rest import AGG_FIELDS, MalformedResponse, _parse_page
+
+    body = (b'{"ticker":"A","results":[{"v":100,"vw":1.5,"o":1,"c":2,"h":3,"l":0.5,"t":1700000000000,"n":5,'
+            b'"otc":true},{"v":1.5e3,"o":1,"c":2,"h":3,"l":0.5,"t":1700000060000}],"status":"OK",'
+            b'"next_url":"https://api.example/v2/aggs/x?cursor=abc"}')
+    frame, next_url = _parse_page(body, AGG_FIELDS)
+    assert frame.rows() == [(1700000000000, 1.0, 3.0, 0.5, 2.0, 100.0, 1.5, 5),
+                            (1700000060000, 1.0, 3.0, 0.5, 2.0, 1500.0, None, None)]
+    assert next_url == "https://api.example/v2/aggs/x?cursor=abc"
+    empty, none = _parse_page(b'{"ticker":"A","queryCount":0,"resultsCount":0,"status":"OK"}', AGG_FIELDS)
+    assert empty.height == 0 and empty.columns == list(AGG_FIELDS) and none is None
+    with pytest.raises(MalformedResponse):
+        _parse_page(b'{"results":[{"v":1', AGG_FIELDS)
