@@ -10,6 +10,7 @@ promises live:
 - **Faults**: a 429 waits `Retry-After` (else a backoff) and tries again; 5xx answers and dropped or timed-out
   connections are retried with jittered exponential backoff, `MAX_ATTEMPTS` in all, then a `TransientError`
   (exit 3: run again); 401 and 403 stop at once with what they mean (a bad key; a plan without this data).
+  A host that cannot be connected to before it ever answered is `HostUnreachable` at the first failure.
 - **Timeouts**: applied to every request (the client's own are not, in 1.16.3).
 - **Secrets**: the key travels only in the Authorization header; messages name the URL path without it.
 
@@ -40,6 +41,11 @@ BACKOFF_MAX = 20.0
 RETRY_STATUSES = frozenset({413, 429, 499, 500, 502, 503, 504})
 AGG_FIELDS = {"t": "int", "o": "float", "h": "float", "l": "float", "c": "float", "v": "float", "vw": "float",
               "n": "int"}  # an aggregate's JSON keys (grouped daily adds `T`, the ticker)
+
+
+class HostUnreachable(TransientError):
+    """The REST host could not be connected to on first contact: said at once, not after every retry (a run of
+    flat files would otherwise wait ~10 s of backoff in phases 1-2 before saying the host is down)."""
 
 
 class MalformedResponse(TransientError):
@@ -96,6 +102,8 @@ def _make_pool(settings: RestSettings, limiter: RateLimiter, headers: dict[str, 
     class LimitedPool(urllib3.PoolManager):
         """Every attempt through the limiter; retries, backoff and refusals as the module docstring says."""
 
+        answered = False  # the host has answered once: a failed connection after that is retried
+
         def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
             kw["retries"] = False
             kw.setdefault("timeout", urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout))
@@ -105,10 +113,16 @@ def _make_pool(settings: RestSettings, limiter: RateLimiter, headers: dict[str, 
                 try:
                     with limiter.slot():
                         resp = super().urlopen(method, url, redirect=redirect, **kw)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:  # dropped, refused, timed out
-                    last = f"{type(exc).__name__}"
-                    wait = None
+                except urllib3.exceptions.ConnectTimeoutError as exc:  # refused, unresolved, no answer to SYN
+                    if not self.answered:
+                        raise HostUnreachable(
+                            f"the REST API at {settings.url} cannot be reached ({type(exc).__name__} on {path}). "
+                            "Hint: check --rest-url/COLFILL_REST_URL and the network.") from None
+                    last, wait = type(exc).__name__, None
+                except (urllib3.exceptions.HTTPError, OSError) as exc:  # dropped, timed out
+                    last, wait = type(exc).__name__, None
                 else:
+                    self.answered = True
                     if resp.status in (401, 403):
                         raise _refused(resp.status, path, resp.data)
                     if resp.status not in RETRY_STATUSES:

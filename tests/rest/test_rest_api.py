@@ -152,3 +152,17 @@ def test_a_page_parses_to_columns_whatever_the_json_holds() -> None:
     assert empty.height == 0 and empty.columns == list(AGG_FIELDS) and none is None
     with pytest.raises(MalformedResponse):
         _parse_page(b'{"results":[{"v":1', AGG_FIELDS)
+
+
+def test_a_host_that_is_down_is_said_at_the_first_failed_connection() -> None:
+    """Before the host ever answered, a refused connection is not retried with backoff: one attempt, then
+    HostUnreachable (a TransientError: flat-file runs load their bars and exit 1)."""
+    from colfill.sources.rest import HostUnreachable, RestApi, RestSettings
+
+    with PolygonServer(api_key="k", mocks=None) as gone:
+        url = gone.url
+    client = RestApi(RestSettings.from_env(url=url, api_key="k"))
+    with pytest.raises(HostUnreachable, match=f"the REST API at {url} cannot be reached"):
+        client.grouped("2024-03-04")
+    assert len(client.limiter._returned) == 1  # one attempt took a token
+    client.close()
