@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colfill import atomic
+
 if TYPE_CHECKING:
     from colfill.pipeline import Reporter, RunResult
 
@@ -36,13 +38,6 @@ def progress_dir(data_dir: Path) -> Path:
 
 def _now_ms() -> float:
     return time.time() * 1000
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class _Table:
@@ -89,7 +84,7 @@ class ProgressFile:
             return
         self._written = now
         status = self.status(finished)
-        _atomic_write(self.path, json.dumps(status))
+        atomic.write_text(self.path, json.dumps(status))
         if self._publisher is not None:
             self._publisher.publish({k: v for k, v in status.items() if k not in ("pid", "started_ms")}, finished)
 
@@ -117,7 +112,7 @@ class ProgressFile:
         if result is not None:
             record = run_record(result, self.started_ms)
             runs = self.path.parent / "runs"
-            _atomic_write(runs / f"{int(self.started_ms)}-{os.getpid()}.json", json.dumps(record))
+            atomic.write_text(runs / f"{int(self.started_ms)}-{os.getpid()}.json", json.dumps(record))
             for old in sorted(runs.glob("*.json"))[:-RUNS_KEPT]:
                 old.unlink(missing_ok=True)
         if self._publisher is not None:
