@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from colfill.sources.rest import RestSettings
+from tests.helpers import BIN, colfill
 from tests.pipeline.conftest import assert_frames_close, stored
 from tests.polygon_server import PolygonServer
-from tests.rest.test_rest_pipeline import BIN, END, KEY, START, backfill, colfill
+from tests.rest.conftest import END, KEY, START, backfill
 
 
 def test_missing_day_files_are_filled_from_rest_then_replaced(server: PolygonServer, flatfiles: Path,
