@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from colfill import atomic
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -107,11 +108,8 @@ def load(api: RestApi, store: Any, tables: tuple[str, ...], records: Path | None
             continue
         out[t] = store.write_reference(t, fetch(api, t))
         if record is not None:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"store": store.describe(), "rows": out[t],
-                                       "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat()}))
-            os.replace(tmp, record)
+            atomic.write_text(record, json.dumps({"store": store.describe(), "rows": out[t],
+                                                  "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat()}))
     return out
 
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import gzip
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,16 +19,8 @@ import polars as pl
 import pytest
 
 from colfill import errors
+from tests.helpers import BIN, ENV, colfill
 from tests.pipeline.conftest import assert_frames_close
-
-BIN = Path(sys.executable).with_name("colfill")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "160"}
-
-
-def colfill(*args: str, cwd: Path | None = None, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
-    assert BIN.exists(), f"the console script is not installed at {BIN} (pip install -e .)"
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=ENV | env, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")

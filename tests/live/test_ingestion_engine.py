@@ -11,7 +11,6 @@ ticker's channel and the `live` status; batch mode stores the REST bars with the
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import threading
 import time
 import uuid
@@ -28,9 +27,9 @@ from colfill.indicators.spec import IndicatorSet
 from colfill.interrupt import Stop
 from colfill.live.engine import DataIngestionEngine
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.live import LiveDataSource, LiveSettings
 from colfill.stores import open_store
+from tests.live.conftest import flat_bars
 from tests.pipeline.conftest import assert_frames_close, backfill
 from tests.polygon_ws_server import PolygonWsServer, minute_bar
 
@@ -138,15 +137,6 @@ def test_drop_resend_and_revision_lose_and_duplicate_nothing(store_url: str) -> 
 # -- parity with a batch recompute, continuing a backfill --------------------------------------------------
 
 START, CUT, LIVE_DAY = dt.date(2024, 3, 4), dt.date(2024, 3, 7), dt.date(2024, 3, 8)
-
-
-def flat_bars(root: Path) -> pl.DataFrame:
-    """Every minute bar of the sample files, read here (not by colfill's reader), in the bar schema."""
-    frames = [pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None)
-              for p in sorted((root / "us_stocks_sip" / "minute_aggs_v1").rglob("*.csv.gz"))]
-    return pl.concat(frames).with_columns(
-        pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
-    ).select("ticker", "ts", "open", "high", "low", "close", "volume", "transactions").sort("ticker", "ts")
 
 
 @pytest.mark.slow

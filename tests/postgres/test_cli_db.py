@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from colfill.cli.db import app as db_app
 from colfill.errors import InvalidArgument, StoreError
 from colfill.stores.postgres import PostgresStore
-from tests.postgres.conftest import Db, batch, make_day
-from tests.postgres.test_errors import SECRET, with_password
+from tests.postgres.conftest import SECRET, Db, batch, make_day, with_password
 
 pytestmark = pytest.mark.postgres
 

@@ -16,9 +16,10 @@ from colfill.sources.flatfiles import FlatFiles
 from colfill.sources.gapfill import GapFilled
 from colfill.sources.rest import RestApi, RestSettings
 from colfill.sources.rest_bars import RestBars
+from tests.helpers import BIN, colfill
 from tests.pipeline.conftest import assert_frames_close, stored
 from tests.polygon_server import PolygonServer
-from tests.rest.test_rest_pipeline import BIN, END, KEY, START, backfill, colfill
+from tests.rest.conftest import END, KEY, START, backfill
 
 
 def test_missing_day_files_are_filled_from_rest_then_replaced(server: PolygonServer, flatfiles: Path,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
 
 import pytest
 
 from colfill.errors import InvalidArgument
 from colfill.sources.ratelimit import Rate, RateLimiter
+from tests.rest.conftest import most_in_any_window
 
 
 @pytest.mark.parametrize(("text", "count", "seconds"), [
@@ -22,12 +22,6 @@ def test_parse(text: str, count: int, seconds: float) -> None:
 def test_bad_rates_name_the_argument(text: str) -> None:
     with pytest.raises(InvalidArgument, match="--rate"):
         Rate.parse(text)
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    """The largest number of times in any half-open window [t, t + window) (its start at one of the times)."""
-    times = sorted(times)
-    return max((bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 def test_never_more_than_n_in_any_window_on_a_fake_clock() -> None:

@@ -14,7 +14,7 @@ from colfill.sources import rest
 from colfill.sources.ratelimit import Rate
 from colfill.sources.rest import RestApi, RestSettings
 from tests.polygon_server import NEW_YORK, PolygonServer
-from tests.rest.test_ratelimit import most_in_any_window
+from tests.rest.conftest import most_in_any_window
 
 KEY = "k-hunter2-secret"
 START = int(datetime(2024, 3, 4, 4, 0, tzinfo=NEW_YORK).timestamp() * 1000)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import colfill
 from tests.pipeline.conftest import stored
 from tests.polygon_server import PolygonServer
-from tests.rest.test_rest_pipeline import END, KEY, START, colfill
+from tests.rest.conftest import END, KEY, START
 
 RANGE = ["--start", str(START), "--end", str(END)]
 
