@@ -36,13 +36,13 @@ class StoreTarget:
         return redact(self.url)
 
 
-def lake(data_dir: Path) -> StoreTarget:
+def lake_at(data_dir: Path) -> StoreTarget:
     """The lake in `data_dir` (made absolute, so a worker in another directory finds it too)."""
     path = _absolute(data_dir)
     return StoreTarget("lake", f"lake:///{path.as_posix()}", path)
 
 
-def duckdb(path: Path) -> StoreTarget:
+def duckdb_at(path: Path) -> StoreTarget:
     """The native DuckDB file at `path` (made absolute)."""
     path = _absolute(path)
     return StoreTarget("duckdb", f"duckdb:///{path.as_posix()}", path)
@@ -59,9 +59,9 @@ def resolve(url: str | None, data_dir: Path) -> StoreTarget:
     'lake:////srv/colfill-data'
     """
     if not url:
-        return lake(data_dir)
+        return lake_at(data_dir)
     if "://" not in url:
-        return duckdb(Path(url))
+        return duckdb_at(Path(url))
     scheme = urlsplit(url).scheme.split("+")[0]
     kind = KINDS.get(scheme)
     if kind is None:

@@ -18,6 +18,6 @@ DbOpt = Annotated[  # what the value means: colfill.target.resolve
     str | None,
     typer.Option("--db", "--store", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
                  help="The store: lake:///data-dir (the Parquet lake), a DuckDB file path or duckdb:///path, or "
-                 "postgresql://user@host/db, optionally ?schema=NAME (the password is never printed). "
-                 "Default: the lake in --data-dir."),
+                 "postgresql://user@host/db, optionally ?schema=NAME (or COLFILL_DB_SCHEMA); the password is never "
+                 "printed. Default: the lake in --data-dir (`colfill db` needs a postgresql:// one)."),
 ]

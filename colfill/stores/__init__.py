@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 
 from colfill.stores.base import BAR_TABLES, LoadBatch, Store
-from colfill.target import Kind, StoreTarget, duckdb, lake, resolve
+from colfill.target import Kind, StoreTarget, duckdb_at, lake_at, resolve
 
 __all__ = ["BAR_TABLES", "LoadBatch", "Store", "open_store"]
 
@@ -32,7 +32,7 @@ def open_store(target: StoreTarget | str, **options: object) -> Store:
         catalogue = target.path / CATALOGUE
         tables = native_tables(catalogue)
         if tables:  # an earlier colfill's embedded store: keep loading into it, never drop it
-            target = duckdb(catalogue)
+            target = duckdb_at(catalogue)
             notices.append(f"{catalogue} holds native DuckDB tables ({', '.join(tables)}) from an earlier colfill: "
                            "loading into them. Hint: move that file away to make the Parquet lake the store "
                            "(each bar kept once), or pass --db duckdb:///... to keep this on purpose.")
@@ -41,7 +41,7 @@ def open_store(target: StoreTarget | str, **options: object) -> Store:
 
         assert target.path is not None
         if is_catalogue(target.path):  # the lake's catalogue: its views are the lake's
-            target = lake(target.path.parent)
+            target = lake_at(target.path.parent)
     module, name = REGISTRY[target.kind]
     factory = getattr(importlib.import_module(module), name)
     store: Store = factory(target.url, **options)
