@@ -262,12 +262,12 @@ def _rest_api(job: BackfillJob, source: Source) -> RestApi | None:
     api = getattr(source, "api", None)
     if isinstance(api, RestApi):
         return api
-    from colfill.config import env
+    from colfill.config import api_key
     from colfill.sources.rest import RestSettings
 
     if isinstance(job.rest, RestSettings) and job.rest.api_key:
         return RestApi(job.rest)
-    if env("POLYGON_API_KEY", "MASSIVE_API_KEY"):
+    if api_key():
         return RestApi(RestSettings.from_env())
     return None
 

@@ -125,7 +125,7 @@ class ProgressFile:
 
 def run_record(result: RunResult, started_ms: float) -> dict[str, Any]:
     """What the dashboard lists of a finished run (no secrets: the store is `describe()`d, errors are scrubbed)."""
-    from colfill.config import scrub_secrets
+    from colfill.config import redact
 
     return {
         "started_ms": round(started_ms, 1), "finished_ms": round(_now_ms(), 1), "store": result.store,
@@ -133,7 +133,7 @@ def run_record(result: RunResult, started_ms: float) -> dict[str, Any]:
         "tables": {t.table: {"files": t.files, "staged": t.staged, "skipped": t.skipped, "failed": t.failed,
                              "rows": t.rows_out, "rejected": t.rejected, "loaded_rows": t.loaded_rows,
                              "seconds": round(t.seconds, 2)} for t in result.tables},
-        "problems": [scrub_secrets(e) for t in result.tables for e in t.errors][:20],
+        "problems": [redact(e) for t in result.tables for e in t.errors][:20],
     }
 
 

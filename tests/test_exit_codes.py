@@ -104,6 +104,22 @@ def test_2_for_a_bad_setting_in_the_environment(source: Path, tmp_path: Path) ->
     assert "COLFILL_DUCKDB_MEMORY=" in proc.stderr and "is not a size" in proc.stderr
 
 
+def test_sql_reads_the_store_colfill_db_url_names(tmp_path: Path) -> None:
+    native = tmp_path / "elsewhere" / "native.duckdb"
+    native.parent.mkdir()
+    con = duckdb.connect(str(native))
+    con.execute("CREATE TABLE bars_1d AS SELECT 'AAPL' AS ticker, 187.5 AS close")
+    con.close()
+    query = ("sql", "SELECT ticker, close FROM bars_1d", "--format", "csv", "--data-dir", str(tmp_path / "empty"))
+    proc = colfill(*query, COLFILL_DB_URL=f"duckdb:///{native}")
+    assert proc.returncode == errors.OK, proc.stderr
+    assert proc.stdout.splitlines() == ["ticker,close", "AAPL,187.5"]
+    assert colfill(*query).returncode == errors.USAGE  # without it: the empty data dir's lake, no bars_1d
+    proc = colfill(*query, COLFILL_DB_URL="postgresql://me:hunter2-pw@127.0.0.1:1/market")
+    assert proc.returncode == errors.USAGE and "for PostgreSQL use psql" in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
+
+
 def test_2_for_a_source_folder_that_does_not_exist(tmp_path: Path) -> None:
     proc = colfill("run", "--source", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path))
     assert proc.returncode == errors.USAGE

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from colfill.config import Secret, env, secret_env
+from colfill.config import Secret, env
+from colfill.config import api_key as configured_key
 from colfill.errors import InvalidArgument, SourceError, SourceUnreachable, TransientError
 from colfill.sources.ratelimit import DEFAULT_RATE, Rate, RateLimiter
 
@@ -71,12 +72,11 @@ class RestSettings:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidArgument(f"--rest-url {base!r} is not an http(s) URL. Hint: e.g. {DEFAULT_REST_URL}")
-        key = Secret(api_key) if api_key else secret_env("POLYGON_API_KEY", "MASSIVE_API_KEY")
         n = workers if workers is not None else 8
         if n < 1:
             raise InvalidArgument(f"--rest-workers {n} must be at least 1")
-        return cls(url=base, api_key=key, rate=Rate.parse(rate or env("COLFILL_REST_RATE") or DEFAULT_RATE),
-                   workers=n)
+        return cls(url=base, api_key=configured_key(api_key),
+                   rate=Rate.parse(rate or env("COLFILL_REST_RATE") or DEFAULT_RATE), workers=n)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -26,6 +26,7 @@ import pyarrow as pa
 from colfill.config import env
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
+from colfill.target import resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -44,15 +45,6 @@ CREATE TABLE IF NOT EXISTS colfill_files (
     loaded_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (table_name, date, lineage)
 )"""
-
-
-def duckdb_path(url: str) -> Path:
-    """The file of a DuckDB URL, as SQLAlchemy reads sqlite URLs: `duckdb:///rel/x.duckdb` is relative to the
-    working directory, `duckdb:////abs/x.duckdb` absolute; a URL without scheme is a path."""
-    if not url.startswith("duckdb:"):
-        return Path(url)
-    path = urlsplit(url).path
-    return Path(path[1:] if path.startswith("/") else path)
 
 
 def memory_limit() -> str:
@@ -98,7 +90,9 @@ class DuckDBStore:
 
     def __init__(self, url: str, **_: object) -> None:
         self.keyed = set(BAR_TABLES) if "index=all" in urlsplit(url).query else {"bars_1d"}
-        self.path = duckdb_path(url)
+        path = resolve(url, Path()).path  # a duckdb:// URL or a path
+        assert path is not None
+        self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()

@@ -33,9 +33,9 @@ class BadRequest(Exception):
 
 
 def error(status: int, message: str) -> JSONResponse:
-    from colfill.config import scrub_secrets
+    from colfill.config import redact
 
-    return JSONResponse({"error": scrub_secrets(message)}, status_code=status)
+    return JSONResponse({"error": redact(message)}, status_code=status)
 
 
 def check_ticker(raw: str) -> str:
