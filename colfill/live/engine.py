@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from colfill.bars import BAR_SCHEMA, rows_to_table, table_of
 from colfill.errors import InvalidArgument, SourceUnreachable
 
 if TYPE_CHECKING:
@@ -53,27 +54,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("colfill.live")
 
-BAR_SCHEMA = pa.schema([("ticker", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("open", pa.float64()),
-                        ("high", pa.float64()), ("low", pa.float64()), ("close", pa.float64()),
-                        ("volume", pa.float64()), ("vw", pa.float64()), ("transactions", pa.int64())])
-TABLES = {"1m": "bars_1m", "1d": "bars_1d"}  # timeframes with a bars table; others are published only
 RECENT = 16  # minutes remembered per ticker (a hash of their values) to recognise a resend of an older one
 LATENCY_SAMPLES = 200_000
 
 
 class Processor(Protocol):
     def process_batch(self, bars: pa.Table) -> pa.Table: ...
-
-
-def rows_to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """Socket rows (ticker, start ms, o, h, l, c, v, vw, transactions[, end ms]) as a table of BAR_SCHEMA."""
-    if not rows:
-        return BAR_SCHEMA.empty_table()
-    cols = list(zip(*rows))
-    ts = pa.array(cols[1], pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
-    arrays = [pa.array(cols[0], pa.string()), ts, *(pa.array(cols[i], pa.float64()) for i in range(2, 8)),
-              pa.array(cols[8], pa.int64())]
-    return pa.Table.from_arrays(arrays, schema=BAR_SCHEMA)
 
 
 @dataclass
@@ -398,7 +384,7 @@ class DataIngestionEngine:
         stats = self.stats
         if not out.num_rows:
             return 0
-        table = TABLES.get(timeframe)
+        table = table_of(timeframe)
         behind = self.write_behind and self.storage is not None and table is not None
         if self.storage is not None and table is not None and not behind:
             stats.stored += self.storage.upsert_live(table, out)  # type: ignore[attr-defined]
@@ -516,7 +502,7 @@ def processors_for(store: Store | None, timeframe: str, indicators: IndicatorSet
     from colfill.live.stored_state import caught_up, compute_state, saved_state
 
     proc = IncrementalIndicatorProcessor(indicators, timeframe=timeframe)
-    table = TABLES.get(timeframe)
+    table = table_of(timeframe)
     if store is None or table is None:
         return [proc]
     try:

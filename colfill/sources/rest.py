@@ -190,7 +190,7 @@ def frame_of(rows: list[Any], ticker: str | None = None) -> pl.DataFrame:
     becomes `ts`, `vw` and `n` are kept; `ticker` for per-ticker aggregates, else each row's own."""
     import polars as pl
 
-    from colfill.sources.flatfiles import BAR_COLUMNS
+    from colfill.bars import BAR_COLUMNS
 
     frame = pl.DataFrame(
         {"ticker": [ticker] * len(rows) if ticker is not None else [a.ticker for a in rows],

@@ -7,8 +7,9 @@ import importlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import InvalidArgument
-from colfill.stores.base import BAR_TABLES, LoadBatch, Store
+from colfill.stores.base import LoadBatch, Store
 
 __all__ = ["BAR_TABLES", "LoadBatch", "Store", "open_store", "redact_url"]
 

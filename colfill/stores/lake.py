@@ -41,9 +41,10 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import InvalidArgument, StoreError
 from colfill.stage.lake import Lake, ManifestEntry
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import LoadBatch
 from colfill.stores.duckdb import DuckDBStore, quote
 
 if TYPE_CHECKING:

@@ -18,12 +18,12 @@ import pytest
 from typer.testing import CliRunner
 
 from colfill import IncrementalIndicatorProcessor
+from colfill.bars import CSV_SCHEMA
 from colfill.cli import app
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.live.stored_state import BAR_COLUMNS, state_from_bars
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.stores.duckdb import DuckDBStore
 
 from .conftest import assert_parity

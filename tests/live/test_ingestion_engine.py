@@ -22,13 +22,13 @@ import duckdb
 import polars as pl
 import pytest
 
+from colfill.bars import CSV_SCHEMA
 from colfill.bus import InMemoryMessageBus, bar_channel
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.interrupt import Stop
 from colfill.live.engine import DataIngestionEngine
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.live import LiveDataSource, LiveSettings
 from colfill.stores import open_store
 from tests.pipeline.conftest import assert_frames_close, backfill

@@ -12,9 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from colfill.bars import CSV_SCHEMA
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
-from colfill.sources.flatfiles import CSV_SCHEMA
 
 from . import conftest
 from .conftest import END, START, assert_frames_close, backfill, files, read_source, stored

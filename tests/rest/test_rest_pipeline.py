@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
+from colfill.bars import CSV_SCHEMA
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.rest import RestSettings
 from colfill.stores import open_store
 from tests.pipeline.conftest import assert_frames_close, stored
