@@ -122,8 +122,8 @@ def end_to_end() -> tuple[float, float, int]:
     import bench
     import polars as pl
 
+    from colfill.bars import CSV_SCHEMA
     from colfill.pipeline import BackfillJob, run
-    from colfill.sources.flatfiles import CSV_SCHEMA
     from colfill.sources.rest import RestSettings
     from colfill.stores import open_store
 

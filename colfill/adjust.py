@@ -28,7 +28,7 @@ splits came later. It needs `bars_1d`; without it only splits apply. The choice 
 
 from __future__ import annotations
 
-from colfill.stores.base import BAR_TABLES
+from colfill.bars import BAR_TABLES
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "vw")
 

@@ -92,7 +92,8 @@ def _summary(err: Console, engine: DataIngestionEngine, source: LiveDataSource, 
     s, h = engine.stats, source.health
     err.print(f"colfill live: {s.bars_in:,} bars received, {s.published:,} published, {s.stored:,} stored; "
               f"{s.duplicates:,} duplicates dropped, {s.revisions:,} revisions, {s.late:,} late corrections not "
-              f"applied, {s.rejected:,} older than the backfill; {h.reconnects} reconnects in {seconds:.0f} s",
+              f"applied, {s.rejected:,} older than the backfill, {s.invalid:,} invalid (see the log); "
+              f"{h.reconnects} reconnects in {seconds:.0f} s",
               highlight=False, soft_wrap=True)
     if saved:
         err.print(f"  saved the indicator state of {saved:,} tickers (indicator_state), so the next run continues it",

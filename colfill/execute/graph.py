@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from colfill.bars import ParsedFile, SourceObject
 from colfill.errors import ColfillError, Unreachable
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
-from colfill.sources.flatfiles import ParsedFile, SourceObject
 
 if TYPE_CHECKING:
     from colfill.sources.base import Source

@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from colfill.bars import SourceObject
     from colfill.execute import PlannedDay
     from colfill.indicators.spec import IndicatorSet
     from colfill.sources.base import Source
-    from colfill.sources.flatfiles import SourceObject
 
 # Ray's switch for single-machine instances (its default on macOS/Windows): nodes use 127.0.0.1, not the host's IP.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"

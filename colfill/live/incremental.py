@@ -328,7 +328,8 @@ class IncrementalIndicatorProcessor:
         """An engine that continues from a store's backfill: the saved state of `colfill state import` for
         this table's timeframe and indicator set when there is one, else the state computed from the stored
         bars (exact: the batch engine over the whole history, read in slices)."""
-        from colfill.live.stored_state import load_state, timeframe_of
+        from colfill.bars import timeframe_of
+        from colfill.live.stored_state import load_state
 
         proc = cls(indicators, timeframe=timeframe_of(table))
         proc.import_state(load_state(url, table, proc.indicators))

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colfill.bars import timeframe_of
 from colfill.errors import InvalidArgument
 from colfill.indicators.spec import IndicatorSet
 
@@ -24,15 +25,8 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
-TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
 BAR_COLUMNS = ["ticker", "ts", "high", "low", "close", "volume"]
 TOKEN = "indicators"  # column of indicator_state naming the IndicatorSet (its token) a row was computed for
-
-
-def timeframe_of(table: str) -> str:
-    if table not in TIMEFRAMES:
-        raise InvalidArgument(f"--table {table!r}: choose {' or '.join(TIMEFRAMES)}")
-    return TIMEFRAMES[table]
 
 
 def open_existing(url: str) -> Any:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from colfill.bars import table_of
 from colfill.config import Secret, env, redact
 from colfill.config import api_key as configured_key
 from colfill.errors import InvalidArgument, SourceUnreachable
@@ -189,7 +190,7 @@ class LiveDataSource:
     def __init__(self, settings: LiveSettings) -> None:
         self.settings = settings
         self.timeframe = settings.timeframe
-        self.table = {"1m": "bars_1m"}.get(settings.timeframe)  # second bars are published, not stored
+        self.table = table_of(settings.timeframe)  # second bars are published, not stored
         self.health = Health()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._notices: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -250,7 +251,7 @@ class LiveDataSource:
 
     def batches(self, stop: Any = None) -> Iterator[pa.Table]:
         """Batch-mode view: one Arrow table per poll until stopped (the engine's stream mode uses `poll`)."""
-        from colfill.live.engine import rows_to_table
+        from colfill.bars import rows_to_table
 
         self.open()
         try:

@@ -23,10 +23,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from colfill.bars import DATASETS, HEADER, ParsedFile, SourceObject
 from colfill.calendar import NEW_YORK, day_bounds, session_dates, trading_days
 from colfill.errors import InvalidArgument
-from colfill.sources.flatfiles import DATASETS, HEADER, ParsedFile, SourceObject, validate
 from colfill.sources.rest import RestApi, empty_bars
+from colfill.validate import validate
 
 if TYPE_CHECKING:
     import polars as pl

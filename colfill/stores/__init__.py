@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from colfill.stores.base import BAR_TABLES, LoadBatch, Store
+from colfill.bars import BAR_TABLES
+from colfill.stores.base import LoadBatch, Store
 from colfill.target import Kind, StoreTarget, duckdb_at, lake_at, resolve
 
 __all__ = ["BAR_TABLES", "LoadBatch", "Store", "open_store"]

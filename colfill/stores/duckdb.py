@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from colfill.bars import BAR_TABLES
 from colfill.config import env
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
-from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
+from colfill.stores.base import STATE_TABLE, LoadBatch, day_bounds
 from colfill.target import resolve
 
 if TYPE_CHECKING:
@@ -290,10 +291,10 @@ class DuckDBStore:
         return rows.num_rows
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
-        """Upsert reference rows (`colfill.reference`: tickers, splits, dividends) by the dataset's key."""
-        from colfill.reference import DATASETS
+        """Upsert reference rows (`colfill.bars`: tickers, splits, dividends) by the dataset's key."""
+        from colfill.bars import REFERENCE_TABLES
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         cols = ", ".join(f"{quote(f.name)} {sql_type(f.type)}" for f in rows.schema)
         with self._lock:
             con = self.con

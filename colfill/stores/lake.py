@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import StoreError
 from colfill.stage.lake import Lake, ManifestEntry
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import LoadBatch
 from colfill.stores.duckdb import DuckDBStore, quote
 from colfill.target import resolve
 

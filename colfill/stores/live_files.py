@@ -29,8 +29,8 @@ from typing import Any
 import pyarrow as pa
 
 from colfill import atomic
+from colfill.bars import BAR_TABLES
 from colfill.calendar import NEW_YORK
-from colfill.stores.base import BAR_TABLES
 from colfill.stores.live_rows import check_rows, held_condition, held_days, last_per_key, with_live_sql
 
 BUCKET_MINUTES = 5

@@ -15,8 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import SchemaMismatch
-from colfill.stores.base import BAR_TABLES
 
 NY_DATE = "CAST(timezone('America/New_York', ts) AS DATE)"  # the New York trading date of a bar (DuckDB, ICU)
 

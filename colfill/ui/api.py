@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from colfill.bars import TABLES, table_of
 from colfill.errors import InvalidArgument
 from colfill.ui import resample
 
@@ -125,8 +126,8 @@ def coverage(dash: Dashboard, request: Request) -> dict[str, Any]:
     reader = dash.reader
     have = reader.bar_tables()
     table = request.query_params.get("table") or ("bars_1m" if "bars_1m" in have else "bars_1d")
-    if table not in ("bars_1m", "bars_1d"):
-        raise BadRequest(400, f"table={table!r}: choose bars_1m or bars_1d")
+    if table not in TABLES:
+        raise BadRequest(400, f"table={table!r}: choose {' or '.join(TABLES)}")
     if table not in have:
         raise BadRequest(404, f"{table} is not in this store yet (nothing loaded)")
     n = int_param(request, "n", 40, 1, 500)
@@ -221,7 +222,7 @@ def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
     reader = dash.reader
     ticker = check_ticker(request.path_params["ticker"])
     out: dict[str, Any] = {"ticker": ticker, "timeframes": {}, "live": dash.hub is not None}
-    for tf, table in (("1m", "bars_1m"), ("1d", "bars_1d")):
+    for table, tf in TABLES.items():
         if table in reader.relations():
             span = reader.ticker_span(table, ticker)
             if span is not None:
@@ -236,7 +237,7 @@ def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
 def live(dash: Dashboard, request: Request) -> Response:
     ticker = check_ticker(request.path_params["ticker"])
     tf = request.query_params.get("tf", "1m")
-    if tf not in ("1m", "1d"):
+    if table_of(tf) is None:
         return error(400, f"unknown timeframe {tf!r}: choose 1m or 1d")
     if dash.hub is None:
         return error(409, "live bars need Redis. Hint: start the dashboard with --redis redis://127.0.0.1:6379/0")

@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import InvalidArgument
-from colfill.stores.base import BAR_TABLES
 from colfill.ui.queries import NY, VERSION_TTL, Reader, ny_day, quote
 
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import polars as pl
 import pytest
 
+from colfill.bars import REFERENCE_TABLES, to_table
 from colfill.calendar import trading_days
-from colfill.reference import DATASETS, to_table
 from colfill.sample import SPLIT_RATIO, generate
 from colfill.stores import open_store
 
@@ -33,7 +33,7 @@ def add_splits(url: str) -> None:
               SimpleNamespace(ticker="MSFT", execution_date="2030-01-02", split_from=1, split_to=2, id="c")]
     store = open_store(url)
     try:
-        store.write_reference("splits", to_table(DATASETS["splits"], splits))
+        store.write_reference("splits", to_table(REFERENCE_TABLES["splits"], splits))
         for table in ("bars_1d", "bars_1m"):
             store.finish(table)
     finally:
@@ -65,7 +65,7 @@ def add_dividends(url: str, dividends: bool | None) -> None:
                             dividend_type="CD", id="d5")]  # not USD: skipped
     store = open_store(url)
     try:
-        store.write_reference("dividends", to_table(DATASETS["dividends"], rows))
+        store.write_reference("dividends", to_table(REFERENCE_TABLES["dividends"], rows))
         store.adjusted_views(dividends=dividends)
     finally:
         store.close()

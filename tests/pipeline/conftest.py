@@ -10,10 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
+from colfill.bars import CSV_SCHEMA
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.stores import open_store
 
 START = dt.date(2024, 3, 1)

@@ -221,8 +221,8 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
 
     import pyarrow as pa
 
+    from colfill.bars import REFERENCE_TABLES, arrow_schema
     from colfill.calendar import trading_days
-    from colfill.reference import DATASETS, arrow_schema
     from colfill.stores import open_store
     from tests.ui.conftest import sample_source
 
@@ -235,7 +235,7 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
     split_day = days[len(days) // 2]  # where the sample's AAPL drops 4:1 (colfill.sample)
     store = open_store(f"lake:///{data.resolve()}")
     splits = pa.Table.from_pylist([{"ticker": "AAPL", "execution_date": split_day, "split_from": 1.0,
-                                    "split_to": 4.0, "id": "s1"}], schema=arrow_schema(DATASETS["splits"]))
+                                    "split_to": 4.0, "id": "s1"}], schema=arrow_schema(REFERENCE_TABLES["splits"]))
     store.write_reference("splits", splits)
     store.close()
     with serving("--data-dir", str(data)) as server:

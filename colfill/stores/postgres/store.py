@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from colfill.bars import BAR_TABLES
 from colfill.errors import StoreError
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import LoadBatch
 from colfill.stores.postgres.compress import _Compressing
 from colfill.stores.postgres.live import _LiveWrites
 from colfill.stores.postgres.load import _Loading
@@ -79,10 +80,10 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
                           list(self.notices))
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
-        """Upsert reference rows (`colfill.reference`) by the dataset's key, in one statement over arrays."""
-        from colfill.reference import DATASETS
+        """Upsert reference rows (`colfill.bars`) by the dataset's key, in one statement over arrays."""
+        from colfill.bars import REFERENCE_TABLES
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         types = {"string": "text", "bool": "boolean", "date": "date", "float64": "double precision",
                  "int64": "bigint", "timestamp": "timestamptz"}
         names = [n for n, _ in ds.columns]
@@ -132,9 +133,9 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
         return lines
 
     def read_reference(self, table: str) -> pa.Table | None:
-        from colfill.reference import DATASETS, arrow_schema
+        from colfill.bars import REFERENCE_TABLES, arrow_schema
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
             return None
         rows = self._read_rows(f"SELECT {', '.join(quote_ident(n) for n, _ in ds.columns)} FROM {self._rel(table)}")
