@@ -40,7 +40,8 @@ START = dt.date(2024, 1, 2)
 
 def sample_dir(days: int) -> Path:
     """Sample flat files for the first `days` trading days (cached between runs)."""
-    from colfill.sample import generate, trading_days
+    from colfill.calendar import trading_days
+    from colfill.sample import generate
 
     root = DATA / f"t{TICKERS}-d{days}"
     marker = root / ".complete"

@@ -39,7 +39,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 def _loaded(root: Path, tickers: Any, days: int, datasets: tuple[str, ...], fill: float = 0.3) -> Path:
     """A data dir loaded by `colfill run` from sample files (cached between runs)."""
-    from colfill.sample import generate, trading_days
+    from colfill.calendar import trading_days
+    from colfill.sample import generate
 
     data = root / "data"
     if (root / ".complete").exists():

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from colfill.stores.base import BAR_TABLES
-from colfill.stores.sql import Dialect
+from colfill.bars import BAR_TABLES
+from colfill.dialect import Dialect
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "vw")
 _AFTER = "OVER (PARTITION BY ticker ORDER BY {col} DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"

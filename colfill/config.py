@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 DEFAULT_S3_ENDPOINT = "https://files.massive.com"
 DEFAULT_PREFIX = "us_stocks_sip"
@@ -80,16 +82,39 @@ class S3Settings:
         return opts
 
 
-SECRET_VARIABLES = ("COLFILL_S3_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "POLYGON_API_KEY",
-                    "MASSIVE_API_KEY", "COLFILL_API_KEY", "PGPASSWORD")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")  # the REST and WebSocket key, the first set wins
+SECRET_VARIABLES = ("COLFILL_S3_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", *API_KEY_VARIABLES,
+                    "COLFILL_API_KEY", "PGPASSWORD")
+# user:PASSWORD@ of a URL; the password runs to the last @ of the authority (as urlsplit reads it), so a raw @ in it
+# leaks nothing
+_URL_PASSWORD = re.compile(r"(\w://[^:/?#@\s]*:)[^/?#\s]*@")
+_KEY_VALUE = re.compile(r"\b(password|api_?key)=[^&\s'\"]+", re.IGNORECASE)  # a DSN's or a query string's
 
 
-def scrub_secrets(text: str) -> str:
-    """`text` with URL passwords and the values of the secret variables that are set replaced by ***."""
+def api_key(flag: str | None = None) -> Secret | None:
+    """The API key of the REST API and the WebSocket feed: the --api-key flag, else the first variable set."""
+    return Secret(flag) if flag else secret_env(*API_KEY_VARIABLES)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The secrets in `url` as a library may echo them: the password raw and percent-decoded, and the values of
+    `password=`/`apiKey=` query parameters."""
+    parts = urlsplit(url)
+    found = [parts.password, unquote(parts.password)] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query) if _KEY_VALUE.fullmatch(f"{k}=x")]
+    return tuple(s for s in found if s)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` for people: URL passwords, `password=`/`apiKey=`/`api_key=` values, the given `secrets` and the
+    values of the secret variables that are set (those of at least 4 characters) replaced by ***.
+
+    >>> redact("postgresql://me:pw@db/prices?sslmode=require&password=pw2 said pw", ["pw"])
+    'postgresql://me:***@db/prices?sslmode=require&password=*** said ***'
+    """
     text = _URL_PASSWORD.sub(r"\1***@", text)
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
+    text = _KEY_VALUE.sub(lambda m: m.group(0)[: m.group(0).index("=") + 1] + "***", text)
+    values = {*secrets, *(v for v in map(os.environ.get, SECRET_VARIABLES) if v and len(v) >= 4)}
+    for value in sorted(values - {""}, key=len, reverse=True):  # the longest first: no tail of one left behind
+        text = text.replace(value, "***")
     return text

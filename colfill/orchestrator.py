@@ -27,7 +27,8 @@ class BackfillOrchestrator:
                  end: dt.date | None = None) -> None:
         from colfill.indicators.spec import IndicatorSet
         from colfill.sources.rest import RestSettings
-        from colfill.stores import open_store, resolve_url
+        from colfill.stores import open_store
+        from colfill.target import resolve
 
         if years_back < 1:
             raise InvalidArgument(f"years_back={years_back} must be at least 1")
@@ -38,7 +39,7 @@ class BackfillOrchestrator:
         self.end = end or dt.date.today()
         self.start = start or self.end.replace(year=self.end.year - years_back)
         self._owns_store = db_writer is None or isinstance(db_writer, str)
-        self.store = open_store(resolve_url(db_writer, self.data_dir)) if self._owns_store else db_writer
+        self.store = open_store(resolve(db_writer, self.data_dir)) if self._owns_store else db_writer
 
     def run_full_backfill(self, tickers: list[str] | None = None, *, limit: int | None = None,
                           skip_reference: bool = False, skip_corporate: bool = False, skip_daily: bool = False,

@@ -28,14 +28,15 @@ from typing import Protocol
 
 import polars as pl
 
-from colfill import reference, universe
+from colfill import universe
+from colfill.bars import DATASETS, PHASES, ParsedFile, SourceObject, common_stocks, timeframe_of
 from colfill.errors import ColfillError, InvalidArgument, NoData, StoreUnreachable, TransientError
 from colfill.execute import Executor, open_executor
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
 from colfill.interrupt import Stop
+from colfill.sources import reference
 from colfill.sources.base import Source, open_source
-from colfill.sources.flatfiles import DATASETS, TIMEFRAMES, ParsedFile, SourceObject
 from colfill.sources.rest import RestApi
 from colfill.stage.lake import Lake, ManifestEntry, chain
 from colfill.stores import LoadBatch, Store
@@ -220,7 +221,7 @@ def run(
         for phase in job.phases:
             if api is not None and not stop.is_set() and not failed:
                 try:
-                    counts = reference.load(api, store, reference.PHASES[phase], job.data_dir / "reference")
+                    counts = reference.load(api, store, PHASES[phase], job.data_dir / "reference")
                 except TransientError as exc:
                     if source_is_rest:
                         raise
@@ -241,7 +242,7 @@ def run(
         tickers = job.tickers
         if tickers is None and job.limit is not None:
             selection, ranked = universe.choose(source, job.data_dir, job.end, job.limit, job.rerank,
-                                                reference.common_stocks(store))
+                                                common_stocks(store))
             reporter.note(selection.describe() + ("" if ranked else " (recorded; --rerank ranks again)"))
             tickers = tuple(sorted(selection.tickers))
         executor = executor or open_executor()
@@ -262,12 +263,12 @@ def _rest_api(job: BackfillJob, source: Source) -> RestApi | None:
     api = getattr(source, "api", None)
     if isinstance(api, RestApi):
         return api
-    from colfill.config import env
+    from colfill.config import api_key
     from colfill.sources.rest import RestSettings
 
     if isinstance(job.rest, RestSettings) and job.rest.api_key:
         return RestApi(job.rest)
-    if env("POLYGON_API_KEY", "MASSIVE_API_KEY"):
+    if api_key():
         return RestApi(RestSettings.from_env())
     return None
 
@@ -314,7 +315,7 @@ def _run_table(
     t0 = time.perf_counter()
     res = TableResult(table, files=len(listed))
     lineage = job.lineage(table, tickers)
-    timeframe = TIMEFRAMES[table]
+    timeframe = timeframe_of(table)
     days, start, state = _plan(lake, table, lineage, listed)
     todo = days[start:]
     res.todo = len(todo)

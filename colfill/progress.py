@@ -18,8 +18,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from colfill import atomic
 
 if TYPE_CHECKING:
     from colfill.pipeline import Reporter, RunResult
@@ -38,21 +41,14 @@ def _now_ms() -> float:
     return time.time() * 1000
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class _Table:
-    __slots__ = ("total", "done", "rows", "t0")
+    __slots__ = ("total", "done", "rows", "t0", "clock")
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.rows, self.t0 = total, 0, 0, time.monotonic()
+    def __init__(self, total: int, clock: Callable[[], float]) -> None:
+        self.total, self.done, self.rows, self.t0, self.clock = total, 0, 0, clock(), clock
 
     def status(self) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        elapsed = max(self.clock() - self.t0, 1e-9)
         rate = self.rows / elapsed
         per_day = elapsed / self.done if self.done else None
         left = max(self.total - self.done, 0)
@@ -64,9 +60,12 @@ class _Table:
 class ProgressFile:
     """Reporter that keeps `<data-dir>/progress/run.json` (and, with `redis_url`, the Redis run status) current."""
 
-    def __init__(self, data_dir: Path, redis_url: str | None = None, interval: float = INTERVAL) -> None:
+    def __init__(self, data_dir: Path, redis_url: str | None = None, interval: float = INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock`: seconds, for the throttle and the rates (a test passes its own)."""
         self.path = progress_dir(data_dir) / "run.json"
         self.interval = interval
+        self.clock = clock
         self.started_ms = _now_ms()
         self.tables: dict[str, _Table] = {}
         self._lock = threading.Lock()
@@ -84,23 +83,23 @@ class ProgressFile:
         return out
 
     def write(self, force: bool = False, finished: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if not force and now - self._written < self.interval:
             return
         self._written = now
         status = self.status(finished)
-        _atomic_write(self.path, json.dumps(status))
+        atomic.write_text(self.path, json.dumps(status))
         if self._publisher is not None:
             self._publisher.publish({k: v for k, v in status.items() if k not in ("pid", "started_ms")}, finished)
 
     def start(self, table: str, days: int) -> None:
         with self._lock:
-            self.tables[table] = _Table(days)
+            self.tables[table] = _Table(days, self.clock)
             self.write(force=True)
 
     def advance(self, table: str, rows: int, detail: str = "") -> None:
         with self._lock:
-            t = self.tables.setdefault(table, _Table(0))
+            t = self.tables.setdefault(table, _Table(0, self.clock))
             t.done += 1
             t.rows += rows
             self.write()
@@ -117,7 +116,7 @@ class ProgressFile:
         if result is not None:
             record = run_record(result, self.started_ms)
             runs = self.path.parent / "runs"
-            _atomic_write(runs / f"{int(self.started_ms)}-{os.getpid()}.json", json.dumps(record))
+            atomic.write_text(runs / f"{int(self.started_ms)}-{os.getpid()}.json", json.dumps(record))
             for old in sorted(runs.glob("*.json"))[:-RUNS_KEPT]:
                 old.unlink(missing_ok=True)
         if self._publisher is not None:
@@ -126,7 +125,7 @@ class ProgressFile:
 
 def run_record(result: RunResult, started_ms: float) -> dict[str, Any]:
     """What the dashboard lists of a finished run (no secrets: the store is `describe()`d, errors are scrubbed)."""
-    from colfill.config import scrub_secrets
+    from colfill.config import redact
 
     return {
         "started_ms": round(started_ms, 1), "finished_ms": round(_now_ms(), 1), "store": result.store,
@@ -134,7 +133,7 @@ def run_record(result: RunResult, started_ms: float) -> dict[str, Any]:
         "tables": {t.table: {"files": t.files, "staged": t.staged, "skipped": t.skipped, "failed": t.failed,
                              "rows": t.rows_out, "rejected": t.rejected, "loaded_rows": t.loaded_rows,
                              "seconds": round(t.seconds, 2)} for t in result.tables},
-        "problems": [scrub_secrets(e) for t in result.tables for e in t.errors][:20],
+        "problems": [redact(e) for t in result.tables for e in t.errors][:20],
     }
 
 

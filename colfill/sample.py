@@ -10,9 +10,6 @@ unadjusted 4-for-1 split-like drop, since flat files are not split-adjusted.
 Prices and volumes are integers in millionths until they are printed, so day bars equal the aggregate of
 their minute bars exactly. Everything is vectorised per trading day (no per-row Python), and the same
 arguments write the same bytes (gzip mtime 0).
-
->>> trading_days(dt.date(2024, 3, 28), dt.date(2024, 4, 2))  # Good Friday and a weekend
-[datetime.date(2024, 3, 28), datetime.date(2024, 4, 1), datetime.date(2024, 4, 2)]
 """
 
 from __future__ import annotations
@@ -24,15 +21,14 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import fsspec
 import numpy as np
 import polars as pl
 
+from colfill.calendar import NEW_YORK, plain_date, trading_days
 from colfill.errors import InvalidArgument
 
-NEW_YORK = ZoneInfo("America/New_York")
 HEADER = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
 DATASETS = ("minute_aggs_v1", "day_aggs_v1")
 ANCHOR_TICKERS = ("AAPL", "MSFT", "BRK.A", "NA", "NULL", "NAN", "N/A")
@@ -68,67 +64,6 @@ class _Universe:
     six_decimals: np.ndarray  # bool: print prices like newer files (`115.030000`)
     fractional: np.ndarray  # bool: fractional volumes like newer files (`2036584.149027`)
     split: int  # index of the ticker that gets the split-like drop
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
-    """The n-th (1-based) `weekday` (Monday = 0) of a month; n = -1 is the last one."""
-    if n > 0:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-    last = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
-
-
-def _easter_sunday(year: int) -> dt.date:
-    """Gregorian Easter (the Meeus/Jones/Butcher computus); Good Friday is two days earlier."""
-    a, b, c = year % 19, year // 100, year % 100
-    d = (19 * a + b - b // 4 - (b - (b + 8) // 25 + 1) // 3 + 15) % 30
-    e = (32 + 2 * (b % 4) + 2 * (c // 4) - d - c % 4) % 7
-    f = (a + 11 * d + 22 * e) // 451
-    month, day = divmod(d + e - 7 * f + 114, 31)
-    return dt.date(year, month, day + 1)
-
-
-def _observed(day: dt.date) -> dt.date:
-    """NYSE rule for fixed-date holidays: Saturday moves to Friday, Sunday to Monday."""
-    shift = {5: -1, 6: 1}.get(day.weekday(), 0)
-    return day + dt.timedelta(days=shift)
-
-
-def nyse_holidays(year: int) -> list[dt.date]:
-    """Full-day NYSE holidays of `year` by the regular rules (valid from 1998; one-off closures are not modelled).
-
-    A Saturday New Year's Day is not observed: the market is open on the Friday before (2021-12-31).
-    """
-    days = [
-        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
-        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
-        _easter_sunday(year) - dt.timedelta(days=2),  # Good Friday
-        _nth_weekday(year, 5, 0, -1),  # Memorial Day
-        _observed(dt.date(year, 7, 4)),
-        _nth_weekday(year, 9, 0, 1),  # Labor Day
-        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
-        _observed(dt.date(year, 12, 25)),
-    ]
-    new_year = dt.date(year, 1, 1)
-    if new_year.weekday() != 5:
-        days.append(_observed(new_year))
-    if year >= 2022:
-        days.append(_observed(dt.date(year, 6, 19)))  # Juneteenth
-    return sorted(days)
-
-
-def trading_days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """NYSE trading days in [start, end]: weekdays minus US market holidays (New Year's Day, MLK Day,
-    Presidents' Day, Good Friday, Memorial Day, Juneteenth from 2022, Independence Day, Labor Day,
-    Thanksgiving, Christmas) with the NYSE observed-date rules (Saturday holiday -> Friday observed,
-    except New Year's Day falling on Saturday is not observed on Dec 31; Sunday -> Monday)."""
-    first, last = _as_date(start), _as_date(end)
-    if first > last:
-        return []
-    days = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 1)
-    holidays = [h for year in range(first.year, last.year + 1) for h in nyse_holidays(year)]
-    return days[np.is_busday(days, holidays=holidays)].tolist()
 
 
 def ticker_names(count: int) -> list[str]:
@@ -321,11 +256,6 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, compresslevel=6, mtime=0)
 
 
-def _as_date(value: dt.date) -> dt.date:
-    """A plain date (a `datetime` is a `date` subclass and would break numpy's day arithmetic)."""
-    return dt.date(value.year, value.month, value.day)
-
-
 def generate(
     out: str | os.PathLike[str],
     start: dt.date,
@@ -346,7 +276,7 @@ def generate(
     name) drops to a quarter on the middle trading day, unadjusted. Files already there are overwritten.
     Minute bars are always simulated, so day bars match them even when only `day_aggs_v1` is written.
     """
-    first, last = _as_date(start), _as_date(end)
+    first, last = plain_date(start), plain_date(end)
     if first > last:
         raise InvalidArgument(f"start {first} is after end {last}. Hint: swap the dates.")
     wanted = tuple(dict.fromkeys([datasets] if isinstance(datasets, str) else datasets))

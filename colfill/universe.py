@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from colfill import atomic
 from colfill.errors import NoData
 
 if TYPE_CHECKING:
@@ -101,8 +101,5 @@ def choose(source: Source, data_dir: Path, end: dt.date, limit: int, rerank: boo
     if path.exists() and not rerank:
         return Selection.from_json(path.read_text()), False
     chosen = rank(source, end, limit, allowed=allowed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(chosen.to_json())
-    os.replace(tmp, path)
+    atomic.write_text(path, chosen.to_json())
     return chosen, True

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import fcntl
 import gzip
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,16 +19,8 @@ import polars as pl
 import pytest
 
 from colfill import errors
+from tests.helpers import BIN, ENV, colfill
 from tests.pipeline.conftest import assert_frames_close
-
-BIN = Path(sys.executable).with_name("colfill")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "160"}
-
-
-def colfill(*args: str, cwd: Path | None = None, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
-    assert BIN.exists(), f"the console script is not installed at {BIN} (pip install -e .)"
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=ENV | env, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +102,22 @@ def test_2_for_a_bad_setting_in_the_environment(source: Path, tmp_path: Path) ->
     proc = colfill(*run_args(source, tmp_path / "d"), COLFILL_DUCKDB_MEMORY="lots'; DROP TABLE x; --")
     assert proc.returncode == errors.USAGE, proc.stderr
     assert "COLFILL_DUCKDB_MEMORY=" in proc.stderr and "is not a size" in proc.stderr
+
+
+def test_sql_reads_the_store_colfill_db_url_names(tmp_path: Path) -> None:
+    native = tmp_path / "elsewhere" / "native.duckdb"
+    native.parent.mkdir()
+    con = duckdb.connect(str(native))
+    con.execute("CREATE TABLE bars_1d AS SELECT 'AAPL' AS ticker, 187.5 AS close")
+    con.close()
+    query = ("sql", "SELECT ticker, close FROM bars_1d", "--format", "csv", "--data-dir", str(tmp_path / "empty"))
+    proc = colfill(*query, COLFILL_DB_URL=f"duckdb:///{native}")
+    assert proc.returncode == errors.OK, proc.stderr
+    assert proc.stdout.splitlines() == ["ticker,close", "AAPL,187.5"]
+    assert colfill(*query).returncode == errors.USAGE  # without it: the empty data dir's lake, no bars_1d
+    proc = colfill(*query, COLFILL_DB_URL="postgresql://me:hunter2-pw@127.0.0.1:1/market")
+    assert proc.returncode == errors.USAGE and "for PostgreSQL use psql" in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr
 
 
 def test_2_for_a_source_folder_that_does_not_exist(tmp_path: Path) -> None:

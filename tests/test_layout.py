@@ -1,4 +1,5 @@
-"""The package's shape: no import circles (lazy imports included), modules small enough to read in one sitting."""
+"""The package's shape: no import circles (lazy imports included) between modules or between folders, every import
+pointing down the declared layers, modules small enough to read in one sitting."""
 
 from __future__ import annotations
 
@@ -7,6 +8,20 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "colfill"
 MAX_LINES = 650
+FOLDERS = ("sources", "stores", "live", "bus", "ui", "cli", "indicators", "execute", "stage")
+# Bottom-up; a module may import its own layer or lower ones, never a higher one. The package itself (its lazy
+# exports) and `__main__` are entry points, at the top with the CLI.
+LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer) for layer in (
+    {"colfill.errors", "colfill._lazy", "colfill.config", "colfill.calendar", "colfill.interrupt", "colfill.bars",
+     "colfill.validate", "colfill.atomic", "colfill.target", "colfill.dialect"},  # the model, what every layer needs
+    {"indicators", "stage", "colfill.adjust", "colfill.sample"},
+    {"sources", "stores"},
+    {"bus", "execute", "colfill.universe"},
+    {"live"},
+    {"colfill.pipeline"},
+    {"colfill.orchestrator", "colfill.progress"},
+    {"ui", "cli", "colfill", "colfill.__main__"},
+))
 
 
 def imports() -> dict[str, set[str]]:
@@ -51,3 +66,44 @@ def test_no_import_circles() -> None:
 def test_modules_are_small() -> None:
     sizes = {p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {p: n for p, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def folder_of(module: str) -> str:
+    """A module's node in the folder graph: its folder under colfill/, or the top-level module itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FOLDERS) else module
+
+
+def folder_imports() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for module, targets in imports().items():
+        node = folder_of(module)
+        graph.setdefault(node, set()).update(folder_of(t) for t in targets if folder_of(t) != node)
+    return graph
+
+
+def test_no_folder_circles() -> None:
+    graph = folder_imports()
+    assert set(FOLDERS) <= set(graph)
+    circles = []
+    for start in sorted(graph):  # a node that reaches itself again is on a circle
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            node = todo.pop()
+            if node == start:
+                circles.append(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+    assert circles == []
+
+
+def test_imports_point_down_the_layers() -> None:
+    graph = folder_imports()
+    rank = {node: i for i, layer in enumerate(LAYERS) for node in layer}
+    assert set(graph) - set(rank) == set(), "every folder and top-level module has a layer"
+    upward = sorted(f"{a} (layer {rank[a]}) imports {b} (layer {rank[b]})"
+                    for a, targets in graph.items() for b in targets if rank[b] > rank[a])
+    assert upward == []

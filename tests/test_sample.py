@@ -1,4 +1,4 @@
-"""The sample generator: real layout and format, NYSE calendar, DST, consistency, determinism, fsspec output.
+"""The sample generator: real layout and format, a file per NYSE session, DST, consistency, determinism, fsspec output.
 
 Files are read back independently of colfill's reader, with an explicit schema so `NA`/`NULL`/`NAN`/`N/A`
 stay tickers and integer-looking volumes at the top of a file cannot fix the column to Int64.
@@ -16,11 +16,9 @@ from typing import Any
 import fsspec
 import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from colfill.errors import InvalidArgument
-from colfill.sample import ANCHOR_TICKERS, SampleSummary, generate, nyse_holidays, ticker_names, trading_days
+from colfill.sample import ANCHOR_TICKERS, SampleSummary, generate, ticker_names
 
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 SCHEMA = {
@@ -71,53 +69,6 @@ def daily(sample: tuple[Path, SampleSummary]) -> pl.DataFrame:
     return load(sample[0], "day_aggs_v1")
 
 
-# --- calendar -------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("start", "end", "expected"), [
-    ("2024-03-25", "2024-04-05", "03-25 03-26 03-27 03-28 04-01 04-02 04-03 04-04 04-05"),  # Good Friday 03-29
-    ("2021-12-20", "2022-01-04", "12-20 12-21 12-22 12-23 12-27 12-28 12-29 12-30 12-31 01-03 01-04"),
-    ("2022-06-13", "2022-06-24", "06-13 06-14 06-15 06-16 06-17 06-21 06-22 06-23 06-24"),  # Juneteenth on Monday
-    ("2022-12-19", "2023-01-03", "12-19 12-20 12-21 12-22 12-23 12-27 12-28 12-29 12-30 01-03"),
-    ("2024-07-01", "2024-07-05", "07-01 07-02 07-03 07-05"),
-    ("2024-12-23", "2024-12-27", "12-23 12-24 12-26 12-27"),
-    ("2021-06-14", "2021-06-18", "06-14 06-15 06-16 06-17 06-18"),  # no Juneteenth before 2022
-    ("2027-06-14", "2027-06-21", "06-14 06-15 06-16 06-17 06-21"),  # Saturday Juneteenth observed Friday
-    ("2026-07-01", "2026-07-07", "07-01 07-02 07-06 07-07"),  # Saturday July 4th observed Friday
-    ("2024-01-13", "2024-01-16", "01-16"),  # weekend then MLK Day
-    ("2024-03-30", "2024-03-31", ""),
-])
-def test_trading_days_known(start: str, end: str, expected: str) -> None:
-    first, last = D(start), D(end)  # month-days before the start's month-day belong to the next year
-    want = [D(f"{first.year if md >= start[5:] else last.year}-{md}") for md in expected.split()]
-    assert trading_days(first, last) == want
-
-
-def test_holidays_and_year_lengths() -> None:
-    on = {2024: "01-01 01-15 02-19 03-29 05-27 06-19 07-04 09-02 11-28 12-25",
-          2025: "01-01 01-20 02-17 04-18 05-26 06-19 07-04 09-01 11-27 12-25"}  # 2025-01-09 was a one-off closure
-    for year, days in on.items():
-        assert nyse_holidays(year) == [D(f"{year}-{md}") for md in days.split()]
-    assert D("2021-12-31") not in nyse_holidays(2021) + nyse_holidays(2022)
-    assert D("2021-12-24") in nyse_holidays(2021)
-    assert {y: len(trading_days(D(f"{y}-01-01"), D(f"{y}-12-31"))) for y in (2021, 2022, 2023, 2024)} == {
-        2021: 252, 2022: 251, 2023: 250, 2024: 252}
-    assert trading_days(D("2024-03-05"), D("2024-03-04")) == []
-    assert trading_days(dt.datetime(2024, 3, 28, 15), dt.datetime(2024, 4, 1)) == [D("2024-03-28"), D("2024-04-01")]
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.dates(D("1998-01-01"), D("2099-12-31")), st.integers(0, 900), st.integers(0, 900))
-def test_trading_days_split_and_rules(first: dt.date, span: int, cut: int) -> None:
-    last = first + dt.timedelta(days=span)
-    middle = first + dt.timedelta(days=min(cut, span))
-    days = trading_days(first, last)
-    assert days == trading_days(first, middle) + trading_days(middle + dt.timedelta(days=1), last)
-    holidays = {h for y in range(first.year, last.year + 1) for h in nyse_holidays(y)}
-    assert all(d.weekday() < 5 and d not in holidays and first <= d <= last for d in days)
-    assert days == sorted(set(days))
-    assert all(h.weekday() < 5 for h in holidays)
-
-
 # --- layout and format ----------------------------------------------------------------------------------------
 
 def test_layout_one_file_per_trading_day(tmp_path: Path) -> None:
@@ -129,6 +80,14 @@ def test_layout_one_file_per_trading_day(tmp_path: Path) -> None:
     assert info.files == 8
     assert sorted(info.paths) == sorted(str(tmp_path / f) for f in want)
     assert info.rows == sum(read((tmp_path / f).read_bytes()).height for f in want)
+
+
+def test_no_file_on_a_one_off_closure(tmp_path: Path) -> None:
+    """The generator writes the calendar's sessions: Hurricane Sandy's two days and Carter's funeral have none."""
+    generate(tmp_path, D("2012-10-25"), D("2012-11-01"), tickers=2, datasets=("day_aggs_v1",), minute_fill=0.02)
+    generate(tmp_path, D("2025-01-08"), D("2025-01-10"), tickers=2, datasets=("day_aggs_v1",), minute_fill=0.02)
+    found = sorted(p.name[:10] for p in files(tmp_path, "day_aggs_v1"))
+    assert found == ["2012-10-25", "2012-10-26", "2012-10-31", "2012-11-01", "2025-01-08", "2025-01-10"]
 
 
 def test_prefix_and_single_dataset(tmp_path: Path) -> None:

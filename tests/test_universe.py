@@ -16,7 +16,7 @@ from colfill.errors import NoData
 from colfill.sample import generate
 from colfill.sources.flatfiles import FlatFiles
 from colfill.universe import choose, rank
-from tests.test_exit_codes import colfill
+from tests.helpers import colfill
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 29)
 

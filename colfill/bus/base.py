@@ -276,9 +276,9 @@ def open_bus(url: str | None, **options: Any) -> MessageBus:
 
     scheme = urlsplit(url).scheme if url else "memory"
     if scheme not in REGISTRY:
-        from colfill.stores import redact_url
+        from colfill.config import redact
 
-        raise InvalidArgument(f"bus URL {redact_url(url or '')!r}: unknown scheme {scheme!r}. "
+        raise InvalidArgument(f"bus URL {redact(url or '')!r}: unknown scheme {scheme!r}. "
                               "Hint: use redis://host:6379/0 or memory://")
     module, name = REGISTRY[scheme]
     factory = getattr(importlib.import_module(module), name)

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from colfill._lazy import require
 from colfill.bus.base import STATUS_CHANNEL, bar_channel, bar_stream, decode, dumps, encode_bars, status_key
+from colfill.config import redact, url_secrets
 from colfill.errors import ColfillError, InvalidArgument, TerminalError, TransientError, Unreachable
 
 if TYPE_CHECKING:
@@ -37,22 +38,11 @@ def _redis() -> Any:
     return require("redis", "redis")
 
 
-def _display(url: str) -> str:
-    from colfill.stores import redact_url
-
-    return redact_url(url)
-
-
 def _error(url: str, what: str, exc: BaseException) -> ColfillError:
     """A colfill error for a redis-py exception, naming the URL without its password."""
-    from urllib.parse import urlsplit
-
     redis = _redis()
-    where = _display(url)
-    detail = " ".join(str(exc).split()).rstrip(".")
-    password = urlsplit(url).password
-    if password:
-        detail = detail.replace(password, "***")
+    where = redact(url)
+    detail = redact(" ".join(str(exc).split()).rstrip("."), url_secrets(url))
     if isinstance(exc, redis.exceptions.AuthenticationError) or "NOAUTH" in detail or "WRONGPASS" in detail:
         return Unreachable(f"Redis at {where} refused the login ({what}): {detail}. Hint: check the user and "
                            "password in the URL (redis://user:password@host:6379/0).")
@@ -93,7 +83,7 @@ class RedisMessageBus:
         self._xadd_head: dict[str, bytes] = {}
 
     def describe(self) -> str:
-        return f"Redis {_display(self.url)}"
+        return f"Redis {redact(self.url)}"
 
     def _xadd_prefix(self, timeframe: str) -> bytes:
         """`XADD <stream> MAXLEN ~ <n> * bar` as RESP, up to the payload (the same for every bar of a timeframe)."""

@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     except errors.ColfillError as exc:
         if debug:
             raise
-        from colfill.config import scrub_secrets
+        from colfill.config import redact
 
-        err.error("error", scrub_secrets(str(exc)))
+        err.error("error", redact(str(exc)))
         code = exc.exit_code
     except errors.Interrupted as exc:
         err.print("interrupted", highlight=False)
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         elif debug:
             raise
         else:
-            from colfill.config import scrub_secrets
+            from colfill.config import redact
 
-            err.error("internal error", f"{type(exc).__name__}: {scrub_secrets(str(exc))[:500]}")
+            err.error("internal error", f"{type(exc).__name__}: {redact(str(exc))[:500]}")
             err.print("Hint: this is a bug in colfill; run again with --debug for the traceback and report it.",
                       highlight=False)
             code = errors.INTERNAL

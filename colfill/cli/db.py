@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from colfill.cli.options import DbOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,12 +22,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
-                 help="postgresql://user@host/db, optionally ?schema=NAME (or COLFILL_DB_SCHEMA); "
-                 "the password is never printed."),
-]
 TimescaleOpt = Annotated[
     bool | None,
     typer.Option("--timescale/--no-timescale", show_default=False,
@@ -36,18 +33,19 @@ CreateDbOpt = Annotated[bool, typer.Option("--create-db", help="Create the datab
 
 def _open(db: str | None, timescale: bool | None = None, create_db: bool = False) -> PostgresStore:
     from colfill.errors import InvalidArgument
-    from colfill.stores import redact_url
+    from colfill.target import resolve
 
     if not db:
         raise InvalidArgument("--db (or COLFILL_DB_URL) is needed. Hint: --db postgresql://user@host/dbname")
-    if db.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+    target = resolve(db, Path())
+    if target.kind != "postgres":
         raise InvalidArgument(
-            f"--db {redact_url(db)!r}: `colfill db` manages PostgreSQL/TimescaleDB (postgresql://...). "
+            f"--db {target.display!r}: `colfill db` manages PostgreSQL/TimescaleDB (postgresql://...). "
             "Hint: the embedded store needs no init; query it with `colfill sql`."
         )
     from colfill.stores.postgres import PostgresStore
 
-    return PostgresStore(db, load_workers=1, timescale=timescale, create_db=create_db)
+    return PostgresStore(target.url, load_workers=1, timescale=timescale, create_db=create_db)
 
 
 @app.command()

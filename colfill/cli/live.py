@@ -50,16 +50,18 @@ def live(
     from colfill import interrupt
     from colfill.bus import open_bus
     from colfill.cli.output import console
+    from colfill.config import redact
     from colfill.errors import InvalidArgument
     from colfill.live.engine import DataIngestionEngine
     from colfill.sources.live import LiveDataSource, LiveSettings
-    from colfill.stores import open_store, redact_url, resolve_url
+    from colfill.stores import open_store
+    from colfill.target import resolve
 
     if batch_size < 1 or flush_interval <= 0:
         raise InvalidArgument("--batch-size must be at least 1 and --flush-interval above 0")
     settings = LiveSettings.from_env(tickers, url=ws_url, api_key=api_key, delayed=delayed)
     err = console(stderr=True)
-    store = open_store(resolve_url(db, data_dir), load_workers=1)
+    store = open_store(resolve(db, data_dir), load_workers=1)
     try:
         bus = open_bus(redis)
         try:
@@ -68,7 +70,7 @@ def live(
                                          write_behind=publish_first)
             source = LiveDataSource(settings)
             err.print(f"colfill live: {source.describe()} → {store.describe()}, bus "
-                      f"{redact_url(redis) if redis else 'in-process'}", highlight=False)
+                      f"{redact(redis) if redis else 'in-process'}", highlight=False)
             engine.prepare(source.timeframe)
             for notice in engine.notices:
                 err.print(f"  {notice}", highlight=False)
@@ -90,7 +92,8 @@ def _summary(err: Console, engine: DataIngestionEngine, source: LiveDataSource, 
     s, h = engine.stats, source.health
     err.print(f"colfill live: {s.bars_in:,} bars received, {s.published:,} published, {s.stored:,} stored; "
               f"{s.duplicates:,} duplicates dropped, {s.revisions:,} revisions, {s.late:,} late corrections not "
-              f"applied, {s.rejected:,} older than the backfill; {h.reconnects} reconnects in {seconds:.0f} s",
+              f"applied, {s.rejected:,} older than the backfill, {s.invalid:,} invalid (see the log); "
+              f"{h.reconnects} reconnects in {seconds:.0f} s",
               highlight=False, soft_wrap=True)
     if saved:
         err.print(f"  saved the indicator state of {saved:,} tickers (indicator_state), so the next run continues it",

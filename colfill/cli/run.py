@@ -165,11 +165,12 @@ def run(
 
 def _default_source() -> str:
     """Flat files when S3 keys are set, else REST when an API key is, else say what to set."""
+    from colfill.config import api_key
     from colfill.errors import InvalidArgument
 
     if env("COLFILL_S3_KEY_ID", "AWS_ACCESS_KEY_ID") and env("COLFILL_S3_SECRET", "AWS_SECRET_ACCESS_KEY"):
         return "s3://flatfiles"
-    if env("POLYGON_API_KEY", "MASSIVE_API_KEY"):
+    if api_key():
         return "rest"
     raise InvalidArgument("no source: set COLFILL_S3_KEY_ID and COLFILL_S3_SECRET for flat files, or "
                           "POLYGON_API_KEY (or MASSIVE_API_KEY) for the REST API, or pass --source (a folder, "
@@ -193,12 +194,13 @@ def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = No
     from colfill.cli.output import RichReporter, console, summary
     from colfill.execute import open_executor
     from colfill.progress import ProgressFile, Tee
-    from colfill.stores import open_store, resolve_url
+    from colfill.stores import open_store
+    from colfill.target import resolve
 
     err = console(stderr=True)
-    url = resolve_url(job.store_url, job.data_dir)
+    target = resolve(job.store_url, job.data_dir)
     runner = open_executor(executor, address=ray_address, workers=workers, shards=shards)  # no cluster: fail first
-    store = open_store(url, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
+    store = open_store(target, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     origin = f"REST {getattr(job.rest, 'url', 'API')}" if job.source == "rest" else f"{job.source}/{job.prefix}"
     err.print(f"colfill: {origin} {job.start}..{job.end} → {store.describe()}", highlight=False)
     if runner.name != "local":

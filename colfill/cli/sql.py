@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from colfill.cli.options import DEFAULT_DATA_DIR, DataDir
+from colfill.cli.options import DEFAULT_DATA_DIR, DataDir, DbOpt
 
 
 def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-def]
@@ -18,19 +18,18 @@ def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-d
 
     from colfill.errors import InvalidArgument
     from colfill.stage.lake import Lake
-    from colfill.stores import resolve_url
-    from colfill.stores.duckdb import duckdb_path
-    from colfill.stores.lake import CATALOGUE, MARKER, is_catalogue, lake_dir, lake_views_sql, side_views_sql
+    from colfill.stores.lake import CATALOGUE, MARKER, is_catalogue, lake_views_sql, side_views_sql
+    from colfill.target import resolve
 
-    url = resolve_url(db, data_dir)
-    if url.startswith("lake:"):
-        data_dir = lake_dir(url)
-        path = data_dir / CATALOGUE
-    elif url.startswith("duckdb:"):
-        path = duckdb_path(url)
-    else:
+    target = resolve(db, data_dir)
+    if target.path is None:
         raise InvalidArgument("colfill sql reads the embedded store (the lake, or a DuckDB file); for PostgreSQL use "
                               "psql")
+    if target.kind == "lake":
+        data_dir = target.path
+        path = data_dir / CATALOGUE
+    else:
+        path = target.path
     con = duckdb.connect()
     lake = Lake(data_dir / "lake")
     tables: set[str] = set()
@@ -40,13 +39,13 @@ def connect(data_dir: Path, db: str | None = None):  # type: ignore[no-untyped-d
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store'").fetchall()} - {MARKER}
         for name in sorted(tables):
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM store."{name}"')
-    lake_store = url.startswith("lake:") or is_catalogue(path)
+    lake_store = target.kind == "lake" or is_catalogue(path)
     views = lake_views_sql(lake) if lake_store else side_views_sql(lake)
     for name, view in views.items():  # built from the lake now, so a moved data dir reads right too
         if view is not None and name not in tables:
             con.execute(f'CREATE VIEW "{name}" AS {view}')
     from colfill.adjust import adjusted_views, wants_dividends
-    from colfill.stores.sql import DUCKDB
+    from colfill.dialect import DUCKDB
 
     have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     kept = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = 'store'").fetchall()}
@@ -94,8 +93,7 @@ def run_sql(query: str, data_dir: Path, db: str | None, fmt: str) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="DuckDB SQL, e.g. \"SELECT * FROM bars_1d LIMIT 5\".")],
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
-    db: Annotated[str | None, typer.Option("--db", help="DuckDB file (default <data-dir>/colfill.duckdb).")]
-    = None,
+    db: DbOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Query the embedded store (bars_1m, bars_1d, indicator_state) and the lake (lake_bars_1m, lake_bars_1d: every

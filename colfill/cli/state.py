@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from colfill.cli.options import DEFAULT_DATA_DIR, DataDir
+from colfill.cli.options import DEFAULT_DATA_DIR, DataDir, DbOpt
 
 app = typer.Typer(
     name="state",
@@ -17,12 +17,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "--db", envvar="COLFILL_DB_URL", show_envvar=True, show_default=False,
-                 help="The backfill's store: a DuckDB path or duckdb:///path, or postgresql://user@host/db "
-                 "(the password is never printed). Default: <data-dir>/colfill.duckdb."),
-]
 IndicatorsOpt = Annotated[
     str | None,
     typer.Option(help="The indicator set, as for `colfill run`, e.g. sma:10,ema:50,rsi:14,macd:12:26:9,bb:20:2,vwap "
@@ -33,7 +27,7 @@ IndicatorsOpt = Annotated[
 @app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write the state table to.")],
-    store: StoreOpt = None,
+    store: DbOpt = None,
     table: Annotated[str, typer.Option(help="bars_1m (timeframe 1m) or bars_1d (1d).")] = "bars_1m",
     indicators: IndicatorsOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
@@ -47,18 +41,18 @@ def export(
     from colfill.cli.output import console as make_console
     from colfill.indicators.spec import IndicatorSet
     from colfill.live import stored_state
-    from colfill.stores import redact_url, resolve_url
+    from colfill.target import resolve
 
     console = make_console(stderr=True)
     ind = IndicatorSet.parse(indicators)
     timeframe = stored_state.timeframe_of(table)
-    url = resolve_url(store, data_dir)
-    db = stored_state.open_existing(url)
+    target = resolve(store, data_dir)
+    db = stored_state.open_existing(target.url)
     try:
         saved = None if recompute else stored_state.saved_state(db, table, ind)
         others = {} if saved is not None or recompute else stored_state.saved_sets(db, timeframe)
         if saved is None:
-            with console.status(f"computing the state of {table} from {redact_url(url)}"):
+            with console.status(f"computing the state of {table} from {target.display}"):
                 state = stored_state.compute_state(db, table, ind)
         else:
             state = saved
@@ -76,7 +70,7 @@ def export(
 def import_(
     in_: Annotated[Path, typer.Option("--in", help="Parquet state table (from `colfill state export` or "
                                       "IncrementalIndicatorProcessor.export_state()).")],
-    store: StoreOpt = None,
+    store: DbOpt = None,
     indicators: IndicatorsOpt = None,
     data_dir: DataDir = Path(DEFAULT_DATA_DIR),
     replace: Annotated[bool, typer.Option("--replace", help="Delete the timeframe's saved state first (needed "
@@ -91,7 +85,7 @@ def import_(
     from colfill.errors import InvalidArgument, SchemaMismatch
     from colfill.indicators.spec import IndicatorSet
     from colfill.live import handoff
-    from colfill.stores import redact_url, resolve_url
+    from colfill.target import resolve
 
     if not in_.exists():
         raise InvalidArgument(f"--in {in_}: no such file. Hint: write one with `colfill state export --out`.")
@@ -100,11 +94,11 @@ def import_(
     except Exception as exc:
         raise InvalidArgument(f"--in {in_}: not a readable Parquet state table ({exc})") from None
     ind = IndicatorSet.parse(indicators)
-    url = resolve_url(store, data_dir)
+    target = resolve(store, data_dir)
     try:
-        written = handoff.save_state(url, state, ind, replace=replace)
+        written = handoff.save_state(target.url, state, ind, replace=replace)
     except SchemaMismatch as exc:
         raise SchemaMismatch(f"--in {in_}: {exc}") from None
     parts = ", ".join(f"{rows:,} tickers for {tf}" for tf, rows in written.items()) or "no tickers"
-    make_console(stderr=True).print(f"saved the state of {parts} into indicator_state of {redact_url(url)}",
+    make_console(stderr=True).print(f"saved the state of {parts} into indicator_state of {target.display}",
                                highlight=False)

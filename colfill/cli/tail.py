@@ -66,12 +66,12 @@ def tail(
     if not names:
         raise InvalidArgument("colfill tail: name at least one ticker (or '*')")
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    from colfill.stores import redact_url
+    from colfill.config import redact
 
     url = redis or DEFAULT_REDIS
 
     def ready() -> None:
-        sys.stderr.write(f"following {', '.join(names)} ({timeframe}) on {redact_url(url)}; Ctrl-C to stop\n")
+        sys.stderr.write(f"following {', '.join(names)} ({timeframe}) on {redact(url)}; Ctrl-C to stop\n")
         sys.stderr.flush()
 
     out = sys.stdout

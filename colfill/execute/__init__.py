@@ -19,10 +19,10 @@ from colfill.errors import InvalidArgument
 if TYPE_CHECKING:
     import polars as pl
 
+    from colfill.bars import SourceObject
     from colfill.execute.graph import Staged
     from colfill.indicators.spec import IndicatorSet
     from colfill.sources.base import Source
-    from colfill.sources.flatfiles import SourceObject
 
 EXECUTORS = ("local", "ray")
 

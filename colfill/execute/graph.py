@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from colfill.errors import ColfillError
+from colfill.bars import ParsedFile, SourceObject
+from colfill.errors import ColfillError, Unreachable
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.indicators.state import normalise
-from colfill.sources.flatfiles import ParsedFile, SourceObject
 
 if TYPE_CHECKING:
     from colfill.sources.base import Source
@@ -96,6 +96,15 @@ def step(
 
 def split_state(state: pl.DataFrame | None, shards: int) -> list[pl.DataFrame | None]:
     return [None] * shards if state is None else list(split(state, shards))
+
+
+def checked(meta: object) -> DayMeta:
+    """The parse's DayMeta, or its error raised when the source refused (a key or plan every other day would fail
+    on the same way): the run stops rather than failing day after day."""
+    assert isinstance(meta, DayMeta)
+    if isinstance(meta.error, Unreachable):
+        raise meta.error
+    return meta
 
 
 def assemble(meta: DayMeta, outputs: list[tuple[pl.DataFrame | None, pl.DataFrame | None]]) -> Staged:

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from colfill.errors import Unreachable
-from colfill.execute import graph
+from colfill.execute import graph, window
 
 if TYPE_CHECKING:
     import polars as pl
@@ -30,6 +28,7 @@ if TYPE_CHECKING:
     from colfill.sources.base import Source
 
 _Out = tuple["pl.DataFrame | None", "pl.DataFrame | None"]
+_Day = tuple["Future[list[object]]", "list[Future[_Out]]"]  # a day in flight: its parse and its shards' steps
 
 
 def cores() -> int:
@@ -85,37 +84,27 @@ class LocalExecutor:
         parsers = ThreadPoolExecutor(max(1, min(self.workers, self.depth)), thread_name_prefix="colfill-parse")
         chains = ThreadPoolExecutor(min(shards, self.workers), thread_name_prefix="colfill-chain")
         last: list[Future[_Out] | pl.DataFrame | None] = list(graph.split_state(state, shards))
-        window: deque[tuple[Future[list[object]], list[Future[_Out]]]] = deque()
-        it = iter(days)
 
-        def submit() -> bool:
-            day = next(it, None)
-            if day is None:
-                return False
+        def submit(day: PlannedDay) -> _Day:
             parsed = parsers.submit(parse, source, day.obj, tickers, shards)
             steps = [chains.submit(chain, parsed, k, last[k]) for k in range(shards)]
             last[:] = steps
-            window.append((parsed, steps))
-            return True
+            return parsed, steps
+
+        def collect(unit: _Day) -> graph.Staged:
+            parsed, steps = unit
+            meta = graph.checked(parsed.result()[0])
+            return graph.assemble(meta, [s.result() for s in steps])
+
+        def cancel(unit: _Day) -> None:
+            parsed, steps = unit
+            parsed.cancel()
+            for s in steps:
+                s.cancel()
 
         try:
-            while len(window) < self.depth and submit():
-                pass
-            while window:
-                parsed, steps = window.popleft()
-                meta = parsed.result()[0]
-                assert isinstance(meta, graph.DayMeta)
-                if isinstance(meta.error, Unreachable):
-                    raise meta.error  # a refused key or plan: every other day would fail the same way
-                staged = graph.assemble(meta, [s.result() for s in steps])
-                del parsed, steps
-                submit()
-                yield staged
+            yield from window.in_order(days, self.depth, submit, collect, cancel)
         finally:
-            for p, ss in window:
-                p.cancel()
-                for s in ss:
-                    s.cancel()
             parsers.shutdown(wait=True, cancel_futures=True)
             chains.shutdown(wait=True, cancel_futures=True)
 

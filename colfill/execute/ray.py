@@ -24,22 +24,21 @@ import os
 import pickle
 import socket
 import time
-from collections import deque
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from colfill._lazy import require
 from colfill.errors import ColfillError, TransientError, Unreachable
-from colfill.execute import graph
+from colfill.execute import graph, window
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from colfill.bars import SourceObject
     from colfill.execute import PlannedDay
     from colfill.indicators.spec import IndicatorSet
     from colfill.sources.base import Source
-    from colfill.sources.flatfiles import SourceObject
 
 # Ray's switch for single-machine instances (its default on macOS/Windows): nodes use 127.0.0.1, not the host's IP.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -121,39 +120,28 @@ class RayExecutor:
         ticks, inds = ray.put(tickers), ray.put(indicators)
         parse = self._parse.options(num_returns=shards + 1)
         last = [ray.put(_arrow(s)) for s in graph.split_state(state, shards)]
-        window: deque[tuple[Any, list[Any]]] = deque()
-        it = iter(days)
 
-        def submit() -> bool:
-            day = next(it, None)
-            if day is None:
-                return False
+        def submit(day: PlannedDay) -> tuple[Any, list[Any]]:
+            """The day's meta ref and each shard's (bars, state) refs."""
             if remote_source:
                 refs = parse.remote(src, day.obj, ticks, shards)
             else:
                 refs = [ray.put(x) for x in _parse(source, day.obj, tickers, shards)]
             steps = [self._step.remote(refs[k + 1], last[k], inds, timeframe) for k in range(shards)]
             last[:] = [s[1] for s in steps]
-            window.append((refs[0], steps))
-            return True
+            return refs[0], steps
 
-        try:
-            while len(window) < self.depth and submit():
-                pass
-            while window:
-                meta_ref, steps = window.popleft()
-                meta = self._get(meta_ref)
-                if isinstance(meta.error, Unreachable):
-                    raise meta.error  # a refused key or plan: every other day would fail the same way
-                outs = [_polars(x) for x in self._get([r for s in steps for r in s])]
-                staged = graph.assemble(meta, list(zip(outs[0::2], outs[1::2])))
-                del meta_ref, steps, outs
-                submit()
-                yield staged
-        finally:
-            for _, steps in window:
-                for s in steps:
-                    ray.cancel(s[0])
+        def collect(unit: tuple[Any, list[Any]]) -> graph.Staged:
+            meta_ref, steps = unit
+            meta = graph.checked(self._get(meta_ref))
+            outs = [_polars(x) for x in self._get([r for s in steps for r in s])]
+            return graph.assemble(meta, list(zip(outs[0::2], outs[1::2])))
+
+        def cancel(unit: tuple[Any, list[Any]]) -> None:
+            for s in unit[1]:
+                ray.cancel(s[0])
+
+        yield from window.in_order(days, self.depth, submit, collect, cancel)
 
     def close(self) -> None:
         """Leave the cluster; a local instance started for this run stops with it."""

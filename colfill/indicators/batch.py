@@ -13,6 +13,10 @@ another symbol came out 100 instead of 0, a penny stock's SMA after BRK.A ~1e-8 
 (EMA, Wilder, MACD) use one `group_by(symbol number).agg(ewm_mean)` per dependency level, exploded back in
 order, which costs a fraction of the equivalent `over()` windows. VWAP sessions are contiguous runs of
 (ticker, New York date) in that order, so their cumulative sums use a sorted run id.
+
+What to compute comes from each indicator's file (`colfill.indicators.base.Indicator`): its named rolling
+windows (computed once however many indicators name them), its recursions by dependency level (merged into one
+pass per level), an optional whole-frame step (VWAP's sessions) and its outputs.
 """
 
 from __future__ import annotations
@@ -23,144 +27,41 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from colfill.calendar import session_dates
 from colfill.indicators import state as st
-from colfill.indicators.spec import EMA, MACD, RSI, SMA, VWAP, BBands, Indicator, IndicatorSet
+from colfill.indicators.base import CTX, DIFF, IDX, LAST_CTX, POS, SYM, Recursion
+from colfill.indicators.spec import IndicatorSet
 
-_CTX = "__ctx"  # context row (from state) rather than a new bar
-_LAST_CTX = "__last_ctx"  # the last context row: carries the recursive state values
-_POS = "__pos"  # position of the row within its symbol in the combined frame
-_IDX = "__idx"  # index of the bar in the symbol's whole history
-_DIFF = "__diff"  # close - previous close of the same symbol
-_SYM = "__sym"  # symbol number in (ticker, ts) order: a sorted key, much cheaper to window over than ticker
 CHUNK_ROWS = 250_000  # rows of one ticker range of a large frame (a whole-market day is ~2 M rows)
 
 
-def _masked_rolling_mean(x: pl.Expr, n: int) -> pl.Expr:
-    return pl.when(pl.col(_POS) >= n - 1).then(x.rolling_mean(n).over(_SYM)).otherwise(None)
-
-
-def _base(formula: pl.Expr, state_col: str | None) -> pl.Expr:
-    """Input of a recursion: the carried state value on the last context row (null on the other context
-    rows) when the symbol was seeded, else the formula (seed at the seed index, inputs after, null before)."""
-    if state_col is None:
-        return formula
-    seeded = pl.col(state_col).is_not_null() & pl.col(_CTX)
-    return pl.when(seeded & pl.col(_LAST_CTX)).then(pl.col(state_col)).when(seeded).then(None).otherwise(formula)
-
-
-def _recurse(frame: pl.DataFrame, bases: dict[str, tuple[pl.Expr, float]]) -> pl.DataFrame:
+def _recurse(frame: pl.DataFrame, bases: dict[str, Recursion]) -> pl.DataFrame:
     """y = y_prev + alpha*(base - y_prev) per symbol, starting at the first non-null base, for several bases."""
     if not bases:
         return frame
     frame = frame.with_columns(expr.alias(f"__b_{name}") for name, (expr, _) in bases.items())
-    out = frame.group_by(_SYM, maintain_order=True).agg(  # the sorted symbol number: cheaper to group than ticker
+    out = frame.group_by(SYM, maintain_order=True).agg(  # the sorted symbol number: cheaper to group than ticker
         pl.col(f"__b_{name}").ewm_mean(alpha=alpha, adjust=False).alias(name) for name, (_, alpha) in bases.items()
     ).explode(list(bases))
-    return frame.drop([f"__b_{name}" for name in bases]).with_columns(out.drop(_SYM))
+    return frame.drop([f"__b_{name}" for name in bases]).with_columns(out.drop(SYM))
 
 
-def _first_level(ind: Indicator, has_state: bool) -> dict[str, tuple[pl.Expr, float]]:
-    """Recursions whose inputs are closes: EMA, Wilder averages, MACD fast and slow."""
-    x, idx = pl.col("close"), pl.col(_IDX)
-
-    def sc(field: str) -> str | None:
-        return f"{ind.key}__{field}" if has_state else None
-
-    if isinstance(ind, EMA):
-        n = ind.n
-        formula = pl.when(idx == n - 1).then(x.rolling_mean(n).over(_SYM)).when(idx >= n).then(x)
-        return {f"{ind.key}__ema": (_base(formula, sc("ema")), ind.alpha)}
-    if isinstance(ind, RSI):
-        n = ind.n
-        d = pl.col(_DIFF)
-        out = {}
-        for field, part in (("avg_gain", d.clip(lower_bound=0.0)), ("avg_loss", (-d).clip(lower_bound=0.0))):
-            formula = pl.when(idx == n).then(part.rolling_mean(n).over(_SYM)).when(idx > n).then(part)
-            out[f"{ind.key}__{field}"] = (_base(formula, sc(field)), 1.0 / n)
-        return out
-    if isinstance(ind, MACD):
-        f, s = ind.fast, ind.slow
-        fast = pl.when(idx == s - 1).then(x.rolling_mean(f).over(_SYM)).when(idx >= s).then(x)
-        slow = pl.when(idx == s - 1).then(x.rolling_mean(s).over(_SYM)).when(idx >= s).then(x)
-        return {
-            f"{ind.key}__fast": (_base(fast, sc("fast")), 2.0 / (f + 1)),
-            f"{ind.key}__slow": (_base(slow, sc("slow")), 2.0 / (s + 1)),
-        }
-    return {}
-
-
-def _second_level(ind: Indicator, has_state: bool) -> dict[str, tuple[pl.Expr, float]]:
-    """Recursions over first-level results: the MACD signal line."""
-    if not isinstance(ind, MACD):
-        return {}
-    idx = pl.col(_IDX)
-    line = pl.col(f"{ind.key}__fast") - pl.col(f"{ind.key}__slow")
-    seed_at = ind.slow + ind.signal - 2
-    seed = line.rolling_mean(ind.signal).over(_SYM)
-    formula = pl.when(idx == seed_at).then(seed).when(idx > seed_at).then(line)
-    return {f"{ind.key}__signal": (_base(formula, f"{ind.key}__signal" if has_state else None),
-                                   2.0 / (ind.signal + 1))}
+def _levels(indicators: IndicatorSet, has_state: bool) -> list[dict[str, Recursion]]:
+    """Every indicator's recursions merged by dependency level: one `_recurse` pass per level."""
+    levels: list[dict[str, Recursion]] = []
+    for ind in indicators.indicators:
+        for i, level in enumerate(ind.batch_recursions(has_state)):
+            if i == len(levels):
+                levels.append({})
+            levels[i].update(level)
+    return levels
 
 
 def _windows(indicators: IndicatorSet) -> list[pl.Expr]:
     """Each rolling window once (`__mean_n`, `__sd_n`), however many outputs share it (sma_20, bb_middle)."""
-    x = pl.col("close")
-    means = {i.n for i in indicators.indicators if isinstance(i, (SMA, BBands))}
-    sds = {i.n for i in indicators.indicators if isinstance(i, BBands)}
-    return [*(_masked_rolling_mean(x, n).alias(f"__mean_{n}") for n in sorted(means)),
-            *(x.rolling_std(n, ddof=0).over(_SYM).alias(f"__sd_{n}") for n in sorted(sds))]
-
-
-def _outputs(ind: Indicator) -> list[pl.Expr]:
-    """The indicator's output columns from the recursions and rolling windows."""
-    if isinstance(ind, SMA):
-        return [pl.col(f"__mean_{ind.n}").alias(ind.key)]
-    if isinstance(ind, EMA):
-        return [pl.col(f"{ind.key}__ema").alias(ind.key)]
-    if isinstance(ind, RSI):
-        g, l_ = pl.col(f"{ind.key}__avg_gain"), pl.col(f"{ind.key}__avg_loss")
-        total = g + l_
-        return [pl.when(total == 0).then(0.0).otherwise(100.0 * g / total).alias(ind.key)]
-    if isinstance(ind, MACD):
-        line_col, signal_col, hist_col = ind.columns
-        line = pl.col(f"{ind.key}__fast") - pl.col(f"{ind.key}__slow")
-        signal = pl.col(f"{ind.key}__signal")
-        valid = pl.col(_IDX) >= ind.first_valid
-        return [pl.when(valid).then(line).alias(line_col), signal.alias(signal_col),
-                pl.when(valid).then(line - signal).alias(hist_col)]
-    if isinstance(ind, BBands):
-        upper, middle, lower = ind.columns
-        mid, sd = pl.col(f"__mean_{ind.n}"), pl.col(f"__sd_{ind.n}")
-        return [(mid + ind.k * sd).alias(upper), mid.alias(middle), (mid - ind.k * sd).alias(lower)]
-    if isinstance(ind, VWAP):
-        return []
-    raise TypeError(f"no batch definition for {ind!r}")
-
-
-def _vwap(frame: pl.DataFrame, has_state: bool) -> pl.DataFrame:
-    """Session VWAP: cumulative sums over contiguous (ticker, New York date) runs, carried state included."""
-    ctx, last = pl.col(_CTX), pl.col(_LAST_CTX)
-    tp = (pl.col("high") + pl.col("low") + pl.col("close")) / 3.0
-    carried_pv = pl.col("vwap__pv").fill_null(0.0) if has_state else pl.lit(0.0)
-    carried_v = pl.col("vwap__v").fill_null(0.0) if has_state else pl.lit(0.0)
-    dates = session_dates(frame["ts"])
-    if has_state:
-        dates = frame.select(pl.when(ctx).then(pl.col("vwap__date")).otherwise(dates)).to_series()
-    frame = frame.with_columns(
-        dates.alias("__vwap_date"),
-        pl.when(last).then(carried_pv).when(ctx).then(0.0).otherwise(tp * pl.col("volume")).alias("__pv"),
-        pl.when(last).then(carried_v).when(ctx).then(0.0).otherwise(pl.col("volume")).alias("__v"),
-    )
-    new_run = (pl.col("ticker") != pl.col("ticker").shift()) | pl.col("__vwap_date").ne_missing(
-        pl.col("__vwap_date").shift())
-    frame = frame.with_columns(new_run.fill_null(True).cum_sum().set_sorted().alias("__run"))
-    cpv, cv = pl.col("__pv").cum_sum().over("__run"), pl.col("__v").cum_sum().over("__run")
-    return frame.with_columns(
-        cpv.alias("vwap__pv"), cv.alias("vwap__v"), pl.col("__vwap_date").alias("vwap__date"),
-    ).with_columns(
-        pl.when(pl.col("vwap__v") > 0).then(pl.col("vwap__pv") / pl.col("vwap__v")).otherwise(None).alias("vwap"),
-    )
+    windows: dict[str, pl.Expr] = {}
+    for ind in indicators.indicators:
+        windows.update(ind.batch_windows())
+    return [expr.alias(name) for name, expr in windows.items()]
 
 
 def _is_sorted(bars: pl.DataFrame) -> bool:
@@ -225,7 +126,7 @@ def _enrich_sorted(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`enrich` of bars in (ticker, ts) order."""
     has_state = state is not None and state.height > 0
-    flags = [pl.lit(False).alias(_CTX), pl.lit(False).alias(_LAST_CTX)]
+    flags = [pl.lit(False).alias(CTX), pl.lit(False).alias(LAST_CTX)]
     if has_state:
         assert state is not None
         st.check(state, indicators)
@@ -244,17 +145,16 @@ def _enrich_sorted(
     first = (pl.col("ticker") != pl.col("ticker").shift()).fill_null(True)
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     combined = combined.with_columns(
-        (row - pl.when(first).then(row).forward_fill()).alias(_POS),  # no grouping: rows are in symbol order
-        pl.when(~first).then(pl.col("close").diff()).alias(_DIFF),
-        first.cum_sum().set_sorted().alias(_SYM),
-    ).with_columns((pl.col(_POS) + n_before).alias(_IDX))
+        (row - pl.when(first).then(row).forward_fill()).alias(POS),  # no grouping: rows are in symbol order
+        pl.when(~first).then(pl.col("close").diff()).alias(DIFF),
+        first.cum_sum().set_sorted().alias(SYM),
+    ).with_columns((pl.col(POS) + n_before).alias(IDX))
 
-    inds = indicators.indicators
-    combined = _recurse(combined, {k: v for i in inds for k, v in _first_level(i, has_state).items()})
-    combined = _recurse(combined, {k: v for i in inds for k, v in _second_level(i, has_state).items()})
-    if any(isinstance(i, VWAP) for i in inds):
-        combined = _vwap(combined, has_state)
-    outputs = [e for i in inds for e in _outputs(i)]
+    for level in _levels(indicators, has_state):
+        combined = _recurse(combined, level)
+    for ind in indicators.indicators:
+        combined = ind.batch_frame(combined, has_state)
+    outputs = [e for i in indicators.indicators for e in i.batch_outputs()]
     if outputs:
         combined = combined.with_columns(_windows(indicators)).with_columns(outputs)
 
@@ -266,23 +166,21 @@ def _enrich_sorted(
 
     keep = list(bars.columns) + [c for c in indicators.columns if c not in bars.columns]
     out = combined.select(keep)
-    return (out.filter(~combined[_CTX]) if has_state else out), new_state
+    return (out.filter(~combined[CTX]) if has_state else out), new_state
 
 
 def _next_state(combined: pl.DataFrame, indicators: IndicatorSet) -> pl.DataFrame:
     """State after each symbol's last row: counts, last closes, and seeded recursive values (null if not)."""
-    last = pl.col(_IDX).last()
+    last = pl.col(IDX).last()
     aggs: list[pl.Expr] = [
         (last + 1).alias("n"),
         pl.col("ts").drop_nulls().last().alias("last_ts"),
         pl.col("close").tail(indicators.lookback).alias("closes"),
     ]
+    schema = st.schema(indicators)
     for ind in indicators.indicators:
-        for col in ind.state_columns():
-            if col == "vwap__date":
-                aggs.append(pl.col(col).last().alias(col))
-            else:
-                seeded = last >= ind.first_valid
-                aggs.append(pl.when(seeded).then(pl.col(col).last()).otherwise(None).cast(pl.Float64).alias(col))
-    state = combined.group_by(_SYM, maintain_order=True).agg(pl.col("ticker").first(), *aggs).drop(_SYM)
+        seeded = last >= ind.first_valid
+        aggs.extend(pl.when(seeded).then(pl.col(col).last()).otherwise(None).cast(schema[col]).alias(col)
+                    for col in ind.state_columns())
+    state = combined.group_by(SYM, maintain_order=True).agg(pl.col("ticker").first(), *aggs).drop(SYM)
     return st.normalise(state, indicators)

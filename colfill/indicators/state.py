@@ -19,6 +19,7 @@ from __future__ import annotations
 import polars as pl
 
 from colfill.errors import SchemaMismatch
+from colfill.indicators.base import CTX, LAST_CTX
 from colfill.indicators.spec import IndicatorSet
 
 TS = pl.Datetime("us", "UTC")
@@ -32,8 +33,9 @@ def schema(indicators: IndicatorSet) -> dict[str, pl.DataType]:
         "last_ts": TS,
         "closes": pl.List(pl.Float64()),
     }
-    for col in indicators.state_columns:
-        out[col] = pl.Date() if col == "vwap__date" else pl.Float64()
+    for ind in indicators.indicators:
+        for field, col in zip(ind.state_fields, ind.state_columns()):
+            out[col] = pl.Date() if field in ind.date_fields else pl.Float64()
     return out
 
 
@@ -76,8 +78,8 @@ def context_rows(state: pl.DataFrame, indicators: IndicatorSet) -> pl.DataFrame:
         .explode("closes")
         .rename({"closes": "close"})
         .with_columns(
-            pl.lit(True).alias("__ctx"),
-            (pl.int_range(pl.len()).over("ticker") == pl.col("__len") - 1).alias("__last_ctx"),
+            pl.lit(True).alias(CTX),
+            (pl.int_range(pl.len()).over("ticker") == pl.col("__len") - 1).alias(LAST_CTX),
         )
         .drop("__len")
     )

@@ -19,12 +19,8 @@ latency; `write_behind=True` (`colfill live --publish-first`) publishes first an
 writer thread that upserts what has queued up, in order, in one transaction (everything is written before
 `ingest` returns; a crash may lose the store's last few batches, not the bus's).
 
-**Duplicates and revisions** (stream mode), per ticker: a bar equal to one already received for the same
-minute (a resend after a reconnect) is dropped; a different bar for the symbol's latest minute is a
-revision: the incremental engine undoes and reapplies that minute, the store row is replaced, and the
-message carries `revision: true` when the earlier version was already published. A bar for an older
-minute that differs from what was received (a late correction) cannot be applied without recomputing
-every later indicator, so it is counted in `stats.late` and logged, not applied.
+**Validation, duplicates and revisions** (stream mode): `colfill.live.tracker`; the batching is
+`colfill.live.batcher`, the write-behind `colfill.live.writer`.
 
 The processors start from the state of the last backfill in the store (the saved `indicator_state` for the
 indicator set, else the state computed from the stored bars; `colfill.live.stored_state`), so live
@@ -33,93 +29,34 @@ indicators continue the backfill's exactly.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
+from colfill.bars import rows_to_table, table_of
 from colfill.errors import InvalidArgument, SourceUnreachable
+from colfill.live.batcher import Batching, Chunks
+from colfill.live.stats import IngestStats
+from colfill.live.tracker import Tracker
+from colfill.live.writer import WriteBehind
 
 if TYPE_CHECKING:
     from colfill.bus.base import MessageBus
     from colfill.indicators.spec import IndicatorSet
     from colfill.interrupt import Stop
+    from colfill.live.incremental import IncrementalIndicatorProcessor
     from colfill.sources.base import MarketDataSource
     from colfill.stores.base import Store
 
 log = logging.getLogger("colfill.live")
 
-BAR_SCHEMA = pa.schema([("ticker", pa.string()), ("ts", pa.timestamp("us", tz="UTC")), ("open", pa.float64()),
-                        ("high", pa.float64()), ("low", pa.float64()), ("close", pa.float64()),
-                        ("volume", pa.float64()), ("vw", pa.float64()), ("transactions", pa.int64())])
-TABLES = {"1m": "bars_1m", "1d": "bars_1d"}  # timeframes with a bars table; others are published only
-RECENT = 16  # minutes remembered per ticker (a hash of their values) to recognise a resend of an older one
-LATENCY_SAMPLES = 200_000
-
-
 class Processor(Protocol):
     def process_batch(self, bars: pa.Table) -> pa.Table: ...
-
-
-def rows_to_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
-    """Socket rows (ticker, start ms, o, h, l, c, v, vw, transactions[, end ms]) as a table of BAR_SCHEMA."""
-    if not rows:
-        return BAR_SCHEMA.empty_table()
-    cols = list(zip(*rows))
-    ts = pa.array(cols[1], pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(pa.timestamp("us", tz="UTC"))
-    arrays = [pa.array(cols[0], pa.string()), ts, *(pa.array(cols[i], pa.float64()) for i in range(2, 8)),
-              pa.array(cols[8], pa.int64())]
-    return pa.Table.from_arrays(arrays, schema=BAR_SCHEMA)
-
-
-@dataclass
-class IngestStats:
-    """What the engine did; latencies are from a frame's arrival to its bars' publication, in ms."""
-
-    bars_in: int = 0
-    duplicates: int = 0
-    revisions: int = 0
-    late: int = 0
-    rejected: int = 0  # refused by a processor (older than the state it started from)
-    stored: int = 0
-    published: int = 0
-    batches: int = 0
-    started: float = field(default_factory=time.time)
-    last_publish: float = 0.0
-    lag_ms: float = 0.0  # publication time minus the end of the latest bar published
-    behind_ms: float = 0.0  # publication time minus the arrival of its frame (the engine's backlog)
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
-    _window: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
-
-    def bars_per_s(self, span: float = 5.0) -> float:
-        """Bars published a second over the last `span` seconds."""
-        now = time.time()
-        recent = [(t, n) for t, n in self._window if now - t <= span]
-        if not recent:
-            return 0.0
-        return sum(n for _, n in recent) / max(span if now - self.started > span else now - self.started, 1e-3)
-
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies_ms:
-            return None
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(q / 100 * len(data)))]
-
-
-class _Seen:
-    """Per ticker: the latest minute, the last published minute, and a hash of each of the last RECENT bars'
-    values (a hash, not the values: a whole market of tickers is followed for days)."""
-
-    __slots__ = ("last_t", "published_t", "recent")
-
-    def __init__(self) -> None:
-        self.last_t = -(2**62)
-        self.published_t = -(2**62)
-        self.recent: dict[int, int] = {}
 
 
 class DataIngestionEngine:
@@ -158,11 +95,11 @@ class DataIngestionEngine:
         self.status_name = status_name
         self.track_last = track_last
         self.write_behind = write_behind
-        self._writer: _Writer | None = None
+        self._writer: WriteBehind | None = None
         self.stats = IngestStats()
+        self.tracker = Tracker(self.stats)
         self.last: dict[str, dict[str, Any]] = {}  # ticker -> its last published row (with track_last)
         self.notices: list[str] = []
-        self._seen: dict[str, _Seen] = {}
         self._source: Any = None
         self._state_saved = False
         self._timeframe = "1m"
@@ -182,8 +119,10 @@ class DataIngestionEngine:
         pc.local_timestamp(rows_to_table([("", 0, 1.0, 1.0, 1.0, 1.0, 0.0, None, 0, 60_000)])["ts"]
                            .cast(pa.timestamp("us", "America/New_York")))
         if self.processors is None:
-            self.processors = processors_for(self.storage, timeframe, self.indicators, self.notices)
-            self._state_saved = any("saved indicator state" in n for n in self.notices)
+            start = start_from_store(self.storage, timeframe, self.indicators)
+            self.processors = [start.processor]
+            self.notices += [start.notice] if start.notice else []
+            self._state_saved = start.origin is Origin.SAVED
         self._timeframe = timeframe
         return self.processors
 
@@ -240,16 +179,7 @@ class DataIngestionEngine:
                     if source.finished():
                         break
                     continue
-                first, rows = time.monotonic(), sum(len(c[1]) for c in chunks)
-                while rows < self.batch_size and (wait := self.flush_interval - (time.monotonic() - first)) > 0:
-                    more = source.poll(0 if self.adaptive else min(wait, 0.05), self.batch_size - rows)
-                    if not more:
-                        if self.adaptive or source.finished():
-                            break
-                        continue
-                    chunks.extend(more)
-                    rows += sum(len(c[1]) for c in more)
-                self.flush(timeframe, chunks)
+                self.flush(timeframe, self._batching().fill(source, chunks))
         except BaseException as exc:
             error = exc
         finally:
@@ -285,12 +215,8 @@ class DataIngestionEngine:
         """Stream mode over a batch source: its tables, cut into micro-batches of `batch_size`."""
         received = time.time()
         for table in source.batches(stop):
-            for offset in range(0, table.num_rows, self.batch_size):
-                part = table.slice(offset, self.batch_size)
-                t_ms = part["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-                rows = list(zip(part["ticker"].to_pylist(), t_ms,
-                                *(part[c].to_pylist() for c in BAR_SCHEMA.names[2:]), [t + 60_000 for t in t_ms]))
-                self.flush(timeframe, [(received, rows)])
+            for chunks in self._batching().slices(table, received):
+                self.flush(timeframe, chunks)
                 if stop is not None and stop.is_set():
                     break
         self._finish_writes()
@@ -299,61 +225,24 @@ class DataIngestionEngine:
 
     # -- one micro-batch --
 
-    def flush(self, timeframe: str, chunks: list[tuple[float, list[tuple[Any, ...]]]]) -> int:
-        """Deduplicate, process, store and publish one micro-batch of chunks; bars published."""
-        keep: dict[tuple[str, int], int] = {}
-        rows: list[tuple[Any, ...]] = []
-        meta: list[tuple[float, bool, int]] = []  # arrival, revision, end ms
-        stats = self.stats
-        seen = self._seen
-        for received, chunk in chunks:
-            stats.bars_in += len(chunk)
-            for row in chunk:
-                ticker, t = row[0], row[1]
-                s = seen.get(ticker)
-                if s is None:
-                    s = seen[ticker] = _Seen()
-                values = hash(row[2:9])
-                if t <= s.last_t:
-                    prior = s.recent.get(t)
-                    if prior == values:
-                        stats.duplicates += 1
-                        continue
-                    if t < s.last_t:
-                        stats.late += 1
-                        if stats.late <= 3 or stats.late % 1000 == 0:
-                            log.warning("late correction of %s at t=%d (latest t=%d) not applied (%d so far)",
-                                        ticker, t, s.last_t, stats.late)
-                        continue
-                    stats.revisions += 1
-                else:
-                    s.last_t = t
-                    if len(s.recent) >= RECENT:
-                        del s.recent[next(iter(s.recent))]
-                s.recent[t] = values
-                flag = s.published_t == t
-                key = (ticker, t)
-                at = keep.get(key)
-                if at is not None:  # a revision within the batch: the later version takes the earlier's place
-                    rows[at] = row
-                    meta[at] = (meta[at][0], meta[at][1], row[9] if len(row) > 9 else t + 60_000)
-                else:
-                    keep[key] = len(rows)
-                    rows.append(row)
-                    meta.append((received, flag, row[9] if len(row) > 9 else t + 60_000))
-        if not rows:
+    def _batching(self) -> Batching:
+        return Batching(self.batch_size, self.flush_interval, self.adaptive)
+
+    def flush(self, timeframe: str, chunks: Chunks) -> int:
+        """Validate, deduplicate, process, store and publish one micro-batch of chunks; bars published."""
+        admitted = self.tracker.admit(chunks)
+        if not admitted.rows:
             return 0
-        out = self._process_rows(rows, timeframe)
+        out = self._process_rows(admitted.rows, timeframe)
         tickers = out["ticker"].to_pylist()
         t_ms = out["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-        picked = [meta[keep[k]] for k in zip(tickers, t_ms)]
+        picked = [admitted.meta[admitted.index[k]] for k in zip(tickers, t_ms)]
         published = self._write(timeframe, out, [m[1] for m in picked], [m[0] for m in picked])
-        for ticker, t in zip(tickers, t_ms):
-            seen[ticker].published_t = t
+        self.tracker.published(tickers, t_ms)
         if picked:
             now = time.time()
-            stats.lag_ms = now * 1000 - max(m[2] for m in picked)
-            stats.behind_ms = (now - min(m[0] for m in picked)) * 1000
+            self.stats.lag_ms = now * 1000 - max(m[2] for m in picked)
+            self.stats.behind_ms = (now - min(m[0] for m in picked)) * 1000
         return published
 
     def _process_rows(self, rows: list[tuple[Any, ...]], timeframe: str) -> pa.Table:
@@ -398,7 +287,7 @@ class DataIngestionEngine:
         stats = self.stats
         if not out.num_rows:
             return 0
-        table = TABLES.get(timeframe)
+        table = table_of(timeframe)
         behind = self.write_behind and self.storage is not None and table is not None
         if self.storage is not None and table is not None and not behind:
             stats.stored += self.storage.upsert_live(table, out)  # type: ignore[attr-defined]
@@ -407,7 +296,7 @@ class DataIngestionEngine:
             published = self.bus.publish(timeframe, out, revision if revision is not None else False)
         if behind:
             if self._writer is None:
-                self._writer = _Writer(self.storage, table, stats)  # type: ignore[arg-type]
+                self._writer = WriteBehind(self.storage, table, stats)  # type: ignore[arg-type]
             self._writer.put(out)
         now = time.time()
         stats.published += published
@@ -459,79 +348,52 @@ class DataIngestionEngine:
             self.bus.close()
 
 
-class _Writer:
-    """Write-behind: micro-batches already published are upserted by a thread of their own, the tables queued
-    meanwhile in one transaction, in order (so a revision still lands after the bar it replaces). `close()`
-    writes what is queued and re-raises a failed write."""
+class Origin(enum.Enum):
+    """Where the live indicators' starting state came from (a saved state is saved back at the end)."""
 
-    def __init__(self, store: Store, table: str, stats: IngestStats) -> None:
-        import queue
-        import threading
-
-        self.store, self.table, self.stats = store, table, stats
-        self.queue: queue.SimpleQueue[pa.Table | None] = queue.SimpleQueue()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="colfill-live-writer", daemon=True)
-        self.thread.start()
-
-    def put(self, rows: pa.Table) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(rows)
-
-    def _run(self) -> None:
-        import queue
-
-        done = False
-        while not done:
-            parts = [self.queue.get()]
-            while True:
-                try:
-                    parts.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            done = parts[-1] is None
-            tables = [p for p in parts if p is not None]
-            if not tables or self.error is not None:
-                continue
-            try:
-                rows = pa.concat_tables(tables, promote_options="permissive")
-                self.stats.stored += self.store.upsert_live(self.table, rows)  # type: ignore[attr-defined]
-            except BaseException as exc:  # kept, and raised in the engine's thread
-                self.error = exc
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
+    SAVED = "the saved indicator state"
+    STORED_BARS = "the stored bars"
+    NONE = "no backfill"
 
 
-def processors_for(store: Store | None, timeframe: str, indicators: IndicatorSet | str | None,
-                   notices: list[str] | None = None) -> list[Processor]:
-    """One IncrementalIndicatorProcessor continuing the store's backfill of `timeframe`: its saved state for
-    this indicator set, else the state computed from its bars; a fresh one when the store has none."""
+@dataclass(frozen=True)
+class Start:
+    processor: IncrementalIndicatorProcessor
+    origin: Origin
+    notice: str  # for people ("" when there is no store to start from)
+
+
+def start_from_store(store: Store | None, timeframe: str, indicators: IndicatorSet | str | None) -> Start:
+    """An IncrementalIndicatorProcessor continuing the store's backfill of `timeframe`: its saved state for this
+    indicator set, else the state computed from its bars; a fresh one when the store has none."""
     from colfill.errors import ColfillError
     from colfill.live.incremental import IncrementalIndicatorProcessor
     from colfill.live.stored_state import caught_up, compute_state, saved_state
 
     proc = IncrementalIndicatorProcessor(indicators, timeframe=timeframe)
-    table = TABLES.get(timeframe)
+    table = table_of(timeframe)
     if store is None or table is None:
-        return [proc]
+        return Start(proc, Origin.NONE, "")
     try:
         state = saved_state(store, table, proc.indicators)
-        origin = "the saved indicator state"
+        origin = Origin.SAVED
         if state is not None:
             state = caught_up(store, table, proc.indicators, state)  # bars a killed session stored after it
         else:
             state = compute_state(store, table, proc.indicators)
-            origin = "the stored bars"
+            origin = Origin.STORED_BARS
     except ColfillError as exc:
-        if notices is not None:
-            notices.append(f"no backfill of {table} in the store ({exc}); indicators warm up from the first live bars")
-        return [proc]
+        return Start(proc, Origin.NONE,
+                     f"no backfill of {table} in the store ({exc}); indicators warm up from the first live bars")
     proc.import_state(state)
-    if notices is not None:
-        notices.append(f"indicators continue {state.height:,} tickers' backfill of {table} (from {origin})")
-    return [proc]
+    note = f"indicators continue {state.height:,} tickers' backfill of {table} (from {origin.value})"
+    return Start(proc, origin, note)
+
+
+def processors_for(store: Store | None, timeframe: str, indicators: IndicatorSet | str | None,
+                   notices: list[str] | None = None) -> list[Processor]:
+    """`start_from_store`'s processor, its notice appended to `notices`."""
+    start = start_from_store(store, timeframe, indicators)
+    if notices is not None and start.notice:
+        notices.append(start.notice)
+    return [start.processor]

@@ -37,7 +37,7 @@ def save_state(url: str, state: pl.DataFrame, indicators: IndicatorSet, replace:
     `replace`, which deletes that timeframe's saved rows first."""
     import polars as pl
 
-    from colfill.stores import redact_url
+    from colfill.config import redact
 
     state = validate(state, indicators)
     token = indicators.token()
@@ -50,7 +50,7 @@ def save_state(url: str, state: pl.DataFrame, indicators: IndicatorSet, replace:
             if others and not replace:
                 other, rows = next(iter(others.items()))
                 raise InvalidArgument(
-                    f"--in: {redact_url(url)} holds the {timeframe} state of {rows:,} tickers for --indicators "
+                    f"--in: {redact(url)} holds the {timeframe} state of {rows:,} tickers for --indicators "
                     f"{other!r}; this state is for {token!r}. Hint: pass --replace to drop that saved state, or "
                     "--indicators with the set the file was exported for.")
         for (timeframe,), part in parts.items():

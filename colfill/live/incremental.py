@@ -5,21 +5,9 @@ epoch ms, `o, h, l, c, v`, optional `vw`) and returns it with the indicator colu
 `IndicatorSet`, the same spec object the batch engine (`colfill.indicators.batch`) runs, so
 `--indicators` means the same in both. `process_batch(frame)` is the columnar entry point.
 
-Per (symbol, timeframe) it keeps a ring buffer of the last `IndicatorSet.lookback` closes and a flat
-list of scalars: a running window sum per SMA/Bollinger period, EMA values, Wilder averages, MACD's
-EMAs and signal, the VWAP session's sums. Every update reads a fixed number of them, so a bar costs the
-same after a million bars as after fifty (Bollinger's deviation is a two-pass over its window of n
-closes, n fixed by the spec, because a running sum of squares loses half its digits after a price jump).
-
-Floating-point drift: the recursions (EMA, Wilder, MACD) contract errors by (1-alpha) every bar, so
-they cannot drift. A running window sum can: every addition or subtraction rounds, by at most
-u = 2^-53 times its result, and those errors add up, each as large as the sum itself in the worst case.
-So the engine keeps a bound with the sum, `mag`: the |result| of every operation since the sum was last
-computed exactly (where it starts as |sum|), which makes u*mag a rigorous bound on the sum's error. Once
-mag exceeds 2^19 times the current |sum| (error bound 2^-34 = 5.8e-11 relative), the sum is recomputed
-with `math.fsum` over the ring, exactly rounded. With steady prices that is every ~260 000 bars (one
-fsum of n closes); after a collapse from 500 to 0.5 it is at once. SMA and Bollinger's middle are then
-within 1e-10 of exact, far inside the 1e-9 parity with the batch engine over any number of bars.
+Per (symbol, timeframe) it keeps the incremental plan's state (`colfill.indicators.incremental`: the last
+closes and a flat list of scalars, each indicator's step from its own file), so a bar costs the same after a
+million bars as after fifty.
 
 Revisions and disorder: a bar with the symbol's last `t` replaces that bar (the state before it is kept
 for that); an older bar is rejected, counted in `stats` and logged, not applied; a bar on a new New
@@ -32,18 +20,14 @@ so a live session continues from a backfill's state, and a backfill from a live 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import math
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import TYPE_CHECKING, Any, overload
 
-from colfill.calendar import session_of_ms
-from colfill.errors import InvalidArgument, SchemaMismatch
-from colfill.indicators.spec import EMA, MACD, RSI, SMA, VWAP, BBands, Indicator, IndicatorSet
+from colfill.errors import InvalidArgument
+from colfill.indicators.incremental import EPOCH_ORDINAL, Plan, Sym
+from colfill.indicators.spec import IndicatorSet
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,23 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("colfill.live")
 
-DRIFT_GUARD = float(2**19)  # recompute a window sum once its error bound u*mag could exceed 2^-34 of it
 _NONE = object()
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()  # state tables hold dates; the engine, ordinals
-
-
-class _Sym:
-    """One (symbol, timeframe): bars seen, last time, the closes ring, the scalars, the undo record."""
-
-    __slots__ = ("n", "last_t", "closes", "v", "undo", "sess")
-
-    def __init__(self, lookback: int, slots: int) -> None:
-        self.n = 0
-        self.last_t = -(2**62)
-        self.closes: deque[float] = deque(maxlen=lookback)
-        self.v: list[Any] = [None] * slots
-        self.undo: tuple[int, int, list[Any], object] | None = None
-        self.sess = (0, 0, 0)  # cache of the last bar's session bounds; derived, never exported
 
 
 @dataclass
@@ -78,183 +46,6 @@ class Stats:
     revised: int = 0
     rejected: int = 0
     rejected_keys: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-class _Plan:
-    """The IndicatorSet compiled to slot numbers and an update step."""
-
-    def __init__(self, indicators: IndicatorSet) -> None:
-        self.indicators = indicators
-        self.lookback = indicators.lookback
-        slots = 0
-
-        def take(k: int = 1) -> int:
-            nonlocal slots
-            slots += k
-            return slots - k
-
-        self.windows: dict[int, int] = {}  # period -> slot of [sum, mag]
-        for ind in indicators.indicators:
-            if isinstance(ind, (SMA, BBands)) and ind.n not in self.windows:
-                self.windows[ind.n] = take(2)
-        self.slot: dict[Indicator, int] = {}
-        for ind in indicators.indicators:
-            if isinstance(ind, EMA):
-                self.slot[ind] = take(1)
-            elif isinstance(ind, RSI):
-                self.slot[ind] = take(2)  # avg_gain, avg_loss
-            elif isinstance(ind, MACD):
-                self.slot[ind] = take(4)  # fast, slow, sum of the signal's seed lines, signal
-            elif isinstance(ind, VWAP):
-                self.slot[ind] = take(3)  # date ordinal, pv, v
-        self.slots = slots
-
-        self.kernels = [self._kernel(ind) for ind in indicators.indicators]
-        # (indicator, its state columns, first slot) for the state table's recursive values
-        self.layout = [(ind, ind.state_columns(), self.slot[ind]) for ind in indicators.indicators
-                       if ind.state_columns()]
-        # the last first-valid index among the recursive indicators: past it, a state row is fully seeded
-        self.seeded_at = max([-1, *(ind.first_valid for ind, _, _ in self.layout if not isinstance(ind, VWAP))])
-
-    # -- one bar ------------------------------------------------------------------------------------
-
-    def step(self, s: _Sym, x: float, high: float, low: float, volume: float, t: int, out: dict[str, Any]) -> None:
-        """Apply a bar to `s` and write the indicator values into `out`."""
-        closes, v, idx = s.closes, s.v, s.n
-        prev = closes[-1] if closes else x
-        if self.windows:
-            size = len(closes)
-            leaving = [(w, k, closes[-w] if size >= w else None) for w, k in self.windows.items()]
-            closes.append(x)
-            for w, k, o in leaving:
-                if idx == 0:
-                    total, mag = x, abs(x)
-                elif o is None:
-                    total = v[k] + x
-                    mag = v[k + 1] + abs(total)
-                else:
-                    part = v[k] + x
-                    total = part - o
-                    mag = v[k + 1] + abs(part) + abs(total)
-                if mag > DRIFT_GUARD * abs(total):
-                    total = math.fsum(islice(closes, max(0, len(closes) - w), None))
-                    mag = abs(total)
-                v[k], v[k + 1] = total, mag
-        else:
-            closes.append(x)
-        for kernel in self.kernels:
-            kernel(s, v, idx, x, prev, high, low, volume, t, out)
-        s.n = idx + 1
-        s.last_t = t
-
-    def _kernel(self, ind: Indicator) -> Any:
-        """The update of one indicator, with its constants bound (a closure is the cheapest call)."""
-        fsum = math.fsum
-        if isinstance(ind, SMA):
-            col, n, k = ind.columns[0], ind.n, self.windows[ind.n]
-
-            def sma(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                out[col] = v[k] / n if idx >= n - 1 else None
-
-            return sma
-        if isinstance(ind, EMA):
-            col, n, k, a = ind.columns[0], ind.n, self.slot[ind], ind.alpha
-
-            def ema(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                if idx >= n:
-                    v[k] = (1.0 - a) * v[k] + a * x
-                elif idx == n - 1:
-                    c = s.closes
-                    v[k] = fsum(islice(c, len(c) - n, None)) / n
-                out[col] = v[k] if idx >= n - 1 else None
-
-            return ema
-        if isinstance(ind, RSI):
-            col, n, k, a = ind.columns[0], ind.n, self.slot[ind], 1.0 / ind.n
-
-            def rsi(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                if idx > n:
-                    d = x - prev
-                    v[k] = (1.0 - a) * v[k] + a * (d if d > 0 else 0.0)
-                    v[k + 1] = (1.0 - a) * v[k + 1] + a * (-d if d < 0 else 0.0)
-                elif idx == n:
-                    c = list(islice(s.closes, len(s.closes) - n - 1, None))
-                    diffs = [y - w for w, y in zip(c, c[1:])]
-                    v[k] = fsum(d for d in diffs if d > 0) / n
-                    v[k + 1] = fsum(-d for d in diffs if d < 0) / n
-                if idx >= n:
-                    g, lo = v[k], v[k + 1]
-                    out[col] = 0.0 if g + lo == 0 else 100.0 * g / (g + lo)
-                else:
-                    out[col] = None
-
-            return rsi
-        if isinstance(ind, MACD):
-            line_col, signal_col, hist_col = ind.columns
-            k, f, sl, m = self.slot[ind], ind.fast, ind.slow, ind.signal
-            af, asl, am = 2.0 / (f + 1), 2.0 / (sl + 1), 2.0 / (m + 1)
-            seed_at = sl + m - 2
-
-            def macd(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                if idx >= sl:
-                    v[k] = (1.0 - af) * v[k] + af * x
-                    v[k + 1] = (1.0 - asl) * v[k + 1] + asl * x
-                elif idx == sl - 1:
-                    c = s.closes
-                    v[k] = fsum(islice(c, len(c) - f, None)) / f
-                    v[k + 1] = fsum(islice(c, len(c) - sl, None)) / sl
-                    v[k + 2] = 0.0
-                else:
-                    out[line_col] = out[signal_col] = out[hist_col] = None
-                    return
-                line = v[k] - v[k + 1]
-                if idx > seed_at:
-                    v[k + 3] = (1.0 - am) * v[k + 3] + am * line
-                else:
-                    v[k + 2] += line
-                    if idx < seed_at:
-                        out[line_col] = out[signal_col] = out[hist_col] = None
-                        return
-                    v[k + 3] = v[k + 2] / m
-                out[line_col], out[signal_col], out[hist_col] = line, v[k + 3], line - v[k + 3]
-
-            return macd
-        if isinstance(ind, BBands):
-            upper, middle, lower = ind.columns
-            n, k, width = ind.n, self.windows[ind.n], ind.k
-            sqrt = math.sqrt
-
-            def bb(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                if idx >= n - 1:
-                    mid = v[k] / n
-                    c = s.closes
-                    sd = width * sqrt(fsum((y - mid) ** 2 for y in islice(c, len(c) - n, None)) / n)
-                    out[upper], out[middle], out[lower] = mid + sd, mid, mid - sd
-                else:
-                    out[upper] = out[middle] = out[lower] = None
-
-            return bb
-        if isinstance(ind, VWAP):
-            k = self.slot[ind]
-
-            def vwap(s: _Sym, v: list[Any], idx: int, x: float, prev: float, high: float, low: float,
-                    volume: float, t: int, out: dict[str, Any]) -> None:
-                start, end, day = s.sess
-                if not start <= t < end:
-                    start, end, day = s.sess = session_of_ms(t)
-                if v[k] != day:
-                    v[k], v[k + 1], v[k + 2] = day, 0.0, 0.0
-                v[k + 1] += (high + low + x) / 3.0 * volume
-                v[k + 2] += volume
-                out["vwap"] = v[k + 1] / v[k + 2] if v[k + 2] > 0 else None
-
-            return vwap
-        raise TypeError(f"no incremental definition for {ind!r}")
 
 
 _SHORT = {"symbol": "ticker", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
@@ -275,12 +66,9 @@ class IncrementalIndicatorProcessor:
     def __init__(self, indicators: IndicatorSet | str | None = None, timeframe: str = "1m") -> None:
         self.indicators = indicators if isinstance(indicators, IndicatorSet) else IndicatorSet.parse(indicators)
         self.timeframe = timeframe
-        self._plan = _Plan(self.indicators)
-        self._syms: dict[tuple[str, str], _Sym] = {}
+        self._plan = Plan(self.indicators)
+        self._syms: dict[tuple[str, str], Sym] = {}
         self.stats = Stats()
-
-    def _new(self) -> _Sym:
-        return _Sym(self._plan.lookback, self._plan.slots)
 
     # -- one bar --------------------------------------------------------------------------------------
 
@@ -305,7 +93,7 @@ class IncrementalIndicatorProcessor:
         bar (that bar undone first), or rejected as older (False, counted and logged)."""
         s = self._syms.get(key)
         if s is None:
-            s = self._syms[key] = self._new()
+            s = self._syms[key] = self._plan.new()
         elif t <= s.last_t:
             if t < s.last_t or s.undo is None:
                 self._reject(key, t, s.last_t, 1)
@@ -316,7 +104,7 @@ class IncrementalIndicatorProcessor:
         self.stats.bars += 1
         return True
 
-    def _step(self, s: _Sym, t: int, close: float, high: float, low: float, volume: float,
+    def _step(self, s: Sym, t: int, close: float, high: float, low: float, volume: float,
               out: dict[str, Any]) -> None:
         """Apply a bar, keeping what undoing it takes (a revision of it may follow)."""
         closes = s.closes
@@ -324,7 +112,7 @@ class IncrementalIndicatorProcessor:
         self._plan.step(s, close, high, low, volume, t, out)
 
     @staticmethod
-    def _restore(s: _Sym) -> None:
+    def _restore(s: Sym) -> None:
         """Undo the last bar (it is being revised)."""
         assert s.undo is not None
         s.n, s.last_t, s.v, evicted = s.undo
@@ -466,7 +254,7 @@ class IncrementalIndicatorProcessor:
                 "ticker", "timeframe", "__t", "close", "high", "low", "volume").iter_rows():
             sym = self._syms.get((ticker, timeframe))
             if sym is None:
-                sym = self._syms[(ticker, timeframe)] = self._new()
+                sym = self._syms[(ticker, timeframe)] = self._plan.new()
             out: dict[str, Any] = {}
             self._step(sym, t, close, high, low, volume, out)
             outs.append(out)
@@ -498,23 +286,14 @@ class IncrementalIndicatorProcessor:
             "n": [s.n for s in syms],
             "last_ts": [s.last_t * 1000 if s.n else None for s in syms],
         }
-        for ind, names, k in self._plan.layout:
-            if isinstance(ind, VWAP):
-                cols[names[0]] = [None if s.v[k] is None else s.v[k] - _EPOCH_ORDINAL for s in syms]
-                cols[names[1]] = [s.v[k + 1] for s in syms]
-                cols[names[2]] = [s.v[k + 2] for s in syms]
-                continue
-            fv = ind.first_valid
-            slots = (0, 1, 3) if isinstance(ind, MACD) else tuple(range(len(names)))
-            for name, i in zip(names, slots):
-                cols[name] = [s.v[k + i] if s.n - 1 >= fv else None for s in syms]
+        cols.update(self._plan.export(syms))
         schema = st.schema(self.indicators)
-        types = {**schema, "last_ts": pl.Int64(), "vwap__date": pl.Int32()}
+        dates = self._plan.date_columns
+        types = {**schema, "last_ts": pl.Int64(), **{c: pl.Int32() for c in dates}}
         frame = pl.DataFrame(cols, schema={c: types[c] for c in schema if c != "closes"})
         closes = pl.Series("closes", pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat))
-        casts = [closes, pl.col("last_ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")]
-        if "vwap__date" in frame.columns:
-            casts.append(pl.col("vwap__date").cast(pl.Date))
+        casts = [closes, pl.col("last_ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+                 *(pl.col(c).cast(pl.Date) for c in dates)]
         return frame.with_columns(casts).select(list(schema))
 
     def import_state(self, state: pl.DataFrame | pa.Table) -> None:
@@ -534,57 +313,12 @@ class IncrementalIndicatorProcessor:
         """`import_state` of a table already checked and in the canonical schema."""
         import polars as pl
 
-        frame = frame.with_columns(pl.col("last_ts").dt.epoch("ms"))
-        if "vwap__date" in frame.columns:
-            frame = frame.with_columns(pl.col("vwap__date").cast(pl.Int32) + _EPOCH_ORDINAL)
+        frame = frame.with_columns(pl.col("last_ts").dt.epoch("ms"),
+                                   *(pl.col(c).cast(pl.Int32) + EPOCH_ORDINAL for c in self._plan.date_columns))
         cols = {c: frame[c].to_list() for c in frame.columns}
         for i in range(frame.height):
-            self._syms[(cols["ticker"][i], cols["timeframe"][i])] = self._from_row(cols, i)
-
-    def _from_row(self, cols: Mapping[str, list[Any]], i: int) -> _Sym:
-        """One symbol's engine state from row `i` of a state table (as column lists, dates as ordinals).
-
-        Seeded values are taken as they are. A symbol whose indicators are not all seeded yet has its whole
-        history in `closes` (n <= lookback), and its recursions are replayed from them.
-        """
-        plan = self._plan
-        n, closes = int(cols["n"][i]), list(cols["closes"][i] or [])
-        where = f"state of {cols['ticker'][i]!r} ({cols['timeframe'][i]})"
-        if len(closes) != min(n, plan.lookback):
-            raise SchemaMismatch(f"the {where} holds {len(closes)} closes for n={n}; expected "
-                                 f"{min(n, plan.lookback)} (the indicator set's lookback). Hint: rebuild it from the "
-                                 "stored bars with the same --indicators.")
-        last_t = cols["last_ts"][i]
-        if n and last_t is None:
-            raise SchemaMismatch(f"the {where} has {n} bars but no last_ts")
-        replayed = len(closes) == n and n - 1 < plan.seeded_at
-        s = self._replay(closes) if replayed else self._new()
-        s.n = n
-        if n:
-            s.last_t = int(last_t)
-        s.closes.clear()
-        s.closes.extend(closes)
-        v = s.v
-        for w, k in plan.windows.items():
-            total = math.fsum(closes[-w:]) if closes else None
-            v[k], v[k + 1] = total, None if total is None else abs(total)
-        for ind, names, k in plan.layout:
-            values = [cols[c][i] for c in names]
-            if isinstance(ind, VWAP):
-                v[k:k + 3] = values
-            elif all(x is not None for x in values):
-                v[k:k + len(names)] = [values[0], values[1], None, values[2]] if isinstance(ind, MACD) else values
-            elif n - 1 >= ind.first_valid and not replayed:
-                raise SchemaMismatch(f"the {where} lacks {', '.join(names)}, which its {n} bars should have "
-                                     "seeded. Hint: rebuild it from the stored bars.")
-        return s
-
-    def _replay(self, closes: list[float]) -> _Sym:
-        """A symbol's recursions recomputed from its whole (short) history of closes."""
-        s, out = self._new(), {}  # type: ignore[var-annotated]
-        for i, c in enumerate(closes):
-            self._plan.step(s, c, c, c, 0.0, i, out)
-        return s
+            key = (cols["ticker"][i], cols["timeframe"][i])
+            self._syms[key] = self._plan.load(cols, i, f"state of {key[0]!r} ({key[1]})")
 
     # -- stores -----------------------------------------------------------------------------------------
 
@@ -594,7 +328,8 @@ class IncrementalIndicatorProcessor:
         """An engine that continues from a store's backfill: the saved state of `colfill state import` for
         this table's timeframe and indicator set when there is one, else the state computed from the stored
         bars (exact: the batch engine over the whole history, read in slices)."""
-        from colfill.live.stored_state import load_state, timeframe_of
+        from colfill.bars import timeframe_of
+        from colfill.live.stored_state import load_state
 
         proc = cls(indicators, timeframe=timeframe_of(table))
         proc.import_state(load_state(url, table, proc.indicators))

@@ -14,8 +14,10 @@ checks a state against the engine before saving it) builds on both, so no import
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colfill.bars import timeframe_of
 from colfill.errors import InvalidArgument
 from colfill.indicators.spec import IndicatorSet
 
@@ -23,36 +25,23 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
-TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
 BAR_COLUMNS = ["ticker", "ts", "high", "low", "close", "volume"]
 TOKEN = "indicators"  # column of indicator_state naming the IndicatorSet (its token) a row was computed for
 
 
-def timeframe_of(table: str) -> str:
-    if table not in TIMEFRAMES:
-        raise InvalidArgument(f"--table {table!r}: choose {' or '.join(TIMEFRAMES)}")
-    return TIMEFRAMES[table]
-
-
 def open_existing(url: str) -> Any:
-    """The store at `url`; a DuckDB file must exist already (opening would create an empty one)."""
-    from colfill.stores import open_store, redact_url
+    """The store at `url`; an embedded one must exist already (opening would create an empty one)."""
+    from colfill.stores import open_store
+    from colfill.target import resolve
 
-    if url.startswith("duckdb:"):
-        from colfill.stores.duckdb import duckdb_path
-
-        path = duckdb_path(url)
-        if not path.exists():
-            raise InvalidArgument(f"--store {redact_url(url)!r}: no DuckDB file at {path}. "
-                                  "Hint: run `colfill run` first, or pass --data-dir/--store of the backfill.")
-    if url.startswith("lake:"):
-        from colfill.stores.lake import lake_dir
-
-        root = lake_dir(url)
-        if not (root / "lake" / "_manifest").exists():
-            raise InvalidArgument(f"--data-dir {root}: no backfill there (no lake/ with a manifest). "
-                                  "Hint: run `colfill run` first, or pass the --data-dir/--store of the backfill.")
-    return open_store(url, load_workers=1)
+    target = resolve(url, Path())
+    if target.kind == "duckdb" and target.path is not None and not target.path.exists():
+        raise InvalidArgument(f"--store {target.display!r}: no DuckDB file at {target.path}. "
+                              "Hint: run `colfill run` first, or pass --data-dir/--store of the backfill.")
+    if target.kind == "lake" and target.path is not None and not (target.path / "lake" / "_manifest").exists():
+        raise InvalidArgument(f"--data-dir {target.path}: no backfill there (no lake/ with a manifest). "
+                              "Hint: run `colfill run` first, or pass the --data-dir/--store of the backfill.")
+    return open_store(target, load_workers=1)
 
 
 def state_from_bars(slices: Iterable[pa.Table], indicators: IndicatorSet, timeframe: str) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from colfill.sources.flatfiles import ParsedFile, SourceObject
+    from colfill.bars import ParsedFile, SourceObject
 
 
 class Source(Protocol):

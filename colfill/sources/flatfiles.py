@@ -19,32 +19,15 @@ import gzip
 import io
 import re
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import polars as pl
 
-from colfill.calendar import NEW_YORK
+from colfill.bars import CSV_SCHEMA, DATASETS, HEADER, ParsedFile, SourceObject
 from colfill.config import S3Settings
 from colfill.errors import InvalidArgument, SourceError, SourceUnreachable, TransientError
-
-DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}
-TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
-
-HEADER = ("ticker", "volume", "open", "close", "high", "low", "window_start", "transactions")
-CSV_SCHEMA = {
-    "ticker": pl.Utf8,
-    "volume": pl.Float64,
-    "open": pl.Float64,
-    "close": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "window_start": pl.Int64,
-    "transactions": pl.Int64,
-}
-BAR_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions")
-REJECT_SCHEMA = {"source_key": pl.Utf8, "line": pl.Int64, "reason": pl.Utf8, **{c: pl.Utf8 for c in HEADER}}
+from colfill.validate import validate
 
 _NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.csv\.gz$")
 
@@ -54,25 +37,6 @@ S3_403_HINT = (
     "a 403 also means the date is outside your plan's history, not yet published (files appear by about "
     "11:00 ET the next trading day), or the data agreements in the dashboard are not signed."
 )
-
-
-@dataclass(frozen=True)
-class SourceObject:
-    """One day file. `key` is relative to the source root; `etag` is the S3 ETag or `mtime:<ns>` locally."""
-
-    key: str
-    date: dt.date
-    etag: str
-    size: int
-
-
-@dataclass(frozen=True)
-class ParsedFile:
-    """A parsed day file: good bars (BAR_COLUMNS) and rejected rows (REJECT_SCHEMA)."""
-
-    bars: pl.DataFrame
-    rejects: pl.DataFrame
-    rows_in: int
 
 
 class FlatFiles:
@@ -275,69 +239,6 @@ def _parse_slow(raw: bytes, key: str, exc: Exception) -> tuple[pl.DataFrame, pl.
         "line", "ticker", *[pl.col(f"__t_{c}").alias(c) for c in casts]
     )
     return good, rejects
-
-
-def _rules(date: dt.date | None) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(broken, reason) pairs in the order a reason is reported; `__dup` is precomputed."""
-    o, h, l_, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
-    rules: list[tuple[pl.Expr, pl.Expr]] = [
-        (pl.col("ticker") == "", pl.lit("empty ticker")),
-        (pl.any_horizontal(x.is_null() | x.is_nan() for x in (o, h, l_, c, v)), pl.lit("missing or NaN value")),
-        (pl.col("window_start").is_null(), pl.lit("missing window_start")),
-        (pl.min_horizontal(o, h, l_, c) <= 0,
-         pl.format("non-positive price (open {} high {} low {} close {})", o, h, l_, c)),
-        (v < 0, pl.format("negative volume {}", v)),
-        (h < l_, pl.format("high {} < low {}", h, l_)),
-        ((o < l_) | (o > h), pl.format("open {} outside low {} .. high {}", o, l_, h)),
-        ((c < l_) | (c > h), pl.format("close {} outside low {} .. high {}", c, l_, h)),
-        (pl.col("__dup"), pl.lit("duplicate (ticker, window_start): a later row of the file replaces it")),
-    ]
-    if date is not None:
-        why = pl.format("bar at {} UTC is outside the file's trading date {}", pl.col("ts"), pl.lit(str(date)))
-        # The New York day as a UTC interval: two comparisons a row instead of a date per row (5 of a day's
-        # 51 ms of parsing); the same verdict, DST included, as the bar's New York trading date.
-        utc = dt.timezone.utc
-        lo = dt.datetime.combine(date, dt.time(), NEW_YORK).astimezone(utc)
-        hi = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), NEW_YORK).astimezone(utc)
-        rules.append(((pl.col("ts") < lo) | (pl.col("ts") >= hi), why))
-    return rules
-
-
-def _duplicates(frame: pl.DataFrame) -> pl.Expr:
-    """Rows whose (ticker, window_start) appears again later in the file.
-
-    Real files are strictly ordered by (ticker, window_start), which proves there are none at the cost of
-    two comparisons per row; only an unordered file pays for hashing.
-    """
-    t, w = pl.col("ticker"), pl.col("window_start")
-    ordered = ((t > t.shift()) | ((t == t.shift()) & (w > w.shift()))).slice(1).all()
-    if frame.height < 2 or frame.select(ordered).item():
-        return pl.lit(False)
-    key = pl.struct("ticker", "window_start")
-    return key.is_duplicated() & ~key.is_last_distinct()
-
-
-def validate(frame: pl.DataFrame, key: str, date: dt.date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split parsed rows (HEADER columns, `line`, optionally `vw`) into sane bars and rejects; reasons are formatted
-    for the rejected rows only. The REST source validates its bars here too."""
-    ts = pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us")
-    frame = frame.with_columns(ts.alias("ts"), _duplicates(frame).alias("__dup"))
-    rules = _rules(date)
-    broken = pl.any_horizontal(cond.fill_null(True) for cond, _ in rules)
-    frame = frame.with_columns(broken.alias("__bad"))
-    bars = frame.filter(~pl.col("__bad")).select(
-        "ticker", "ts", "open", "high", "low", "close", "volume",
-        pl.col("vw") if "vw" in frame.columns else pl.lit(None, dtype=pl.Float64).alias("vw"),
-        "transactions",
-    )
-    bad = frame.filter(pl.col("__bad"))
-    reason: pl.Expr = pl.lit(None, dtype=pl.Utf8)
-    for cond, why in reversed(rules):
-        reason = pl.when(cond.fill_null(True)).then(why).otherwise(reason)
-    rejects = bad.select(
-        pl.lit(key).alias("source_key"), "line", reason.alias("reason"), *[pl.col(n).cast(pl.Utf8) for n in HEADER]
-    )
-    return bars, rejects
 
 
 def parse_date(value: str, arg: str) -> dt.date:

@@ -17,8 +17,8 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from colfill.bars import ParsedFile, SourceObject
     from colfill.sources.base import Source
-    from colfill.sources.flatfiles import ParsedFile, SourceObject
     from colfill.sources.rest_bars import RestBars
 
 FILLED = ("bars_1d",)

@@ -11,15 +11,13 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from colfill.bars import BAR_SCHEMA, timeframe_of
 from colfill.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from colfill.sources.rest import RestSettings
-
-TIMEFRAMES = {"bars_1m": "1m", "bars_1d": "1d"}
-
 
 class HistoricalDataSource:
     """Bars of `tickers` from `start` to `end` (dates) of `table` from the REST API; `settings` as for
@@ -32,14 +30,12 @@ class HistoricalDataSource:
         from colfill.sources.rest import RestApi, RestSettings
         from colfill.sources.rest_bars import RestBars
 
-        if table not in TIMEFRAMES:
-            raise InvalidArgument(f"table {table!r}: choose {' or '.join(TIMEFRAMES)}")
         names = tuple(t.strip() for t in tickers.split(",")) if isinstance(tickers, str) else tuple(tickers)
         self.tickers = tuple(sorted({t for t in names if t}))
         if not self.tickers:
             raise InvalidArgument("HistoricalDataSource needs at least one ticker")
         self.start, self.end, self.table = start, end, table
-        self.timeframe = TIMEFRAMES[table]
+        self.timeframe = timeframe_of(table)
         self.api = RestApi(settings or RestSettings.from_env())
         self.rest = RestBars(self.api)
         self.rejected = 0
@@ -49,8 +45,6 @@ class HistoricalDataSource:
 
     def batches(self, stop: Any = None) -> Iterator[pa.Table]:
         """One table per trading day in [start, end] (days without bars are skipped), in date order."""
-        from colfill.live.engine import BAR_SCHEMA
-
         for obj in self.rest.list(self.table, self.start, self.end):
             if stop is not None and stop.is_set():
                 return

@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from colfill.config import Secret, env, secret_env
+from colfill.bars import table_of
+from colfill.config import Secret, env, redact
+from colfill.config import api_key as configured_key
 from colfill.errors import InvalidArgument, SourceUnreachable
 
 if TYPE_CHECKING:
@@ -93,7 +95,7 @@ class LiveSettings:
             raise InvalidArgument("--tickers: give at least one ticker, e.g. AAPL,MSFT (or * for all)")
         if timeframe not in EVENTS:
             raise InvalidArgument(f"timeframe {timeframe!r}: choose {' or '.join(EVENTS)}")
-        key = Secret(api_key) if api_key else secret_env("POLYGON_API_KEY", "MASSIVE_API_KEY")
+        key = configured_key(api_key)
         if key is None:
             raise InvalidArgument("the WebSocket needs an API key: set POLYGON_API_KEY or MASSIVE_API_KEY, or pass "
                                   "--api-key. Hint: the key from the Massive/Polygon dashboard (the REST key).")
@@ -188,7 +190,7 @@ class LiveDataSource:
     def __init__(self, settings: LiveSettings) -> None:
         self.settings = settings
         self.timeframe = settings.timeframe
-        self.table = {"1m": "bars_1m"}.get(settings.timeframe)  # second bars are published, not stored
+        self.table = table_of(settings.timeframe)  # second bars are published, not stored
         self.health = Health()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._notices: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -249,7 +251,7 @@ class LiveDataSource:
 
     def batches(self, stop: Any = None) -> Iterator[pa.Table]:
         """Batch-mode view: one Arrow table per poll until stopped (the engine's stream mode uses `poll`)."""
-        from colfill.live.engine import rows_to_table
+        from colfill.bars import rows_to_table
 
         self.open()
         try:
@@ -380,10 +382,7 @@ class LiveDataSource:
         self.health.connected = False
 
     def _scrub(self, text: str) -> str:
-        from colfill.config import scrub_secrets
-
-        key = self.settings.api_key.reveal() if self.settings.api_key else ""
-        return scrub_secrets(text.replace(key, "***") if key else text)
+        return redact(text, [self.settings.api_key.reveal()] if self.settings.api_key else [])
 
     async def _on_frame(self, raw: str | bytes) -> None:
         received = time.time()

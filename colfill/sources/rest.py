@@ -1,13 +1,16 @@
 """Polygon/Massive REST over the official client (`polygon-api-client`), with limits and faults handled by us.
 
-The client (`RESTClient(api_key, base=...)`) builds the requests and follows `next_url`; every HTTP attempt
-goes through `LimitedPool`, the urllib3 pool we give it, which is where colfill's promises live:
+The client (`RESTClient(api_key, base=...)`) builds the reference requests and follows `next_url`; bars are
+read as raw JSON pages through the same client's pool and parsed into columns by Polars (`RestApi.bars`).
+Every HTTP attempt goes through `LimitedPool`, the urllib3 pool we give the client, which is where colfill's
+promises live:
 
-- **Rate**: each attempt, retries included, takes a token of the `RateLimiter` first. The client's own
+- **Rate**: each attempt, retries included, holds a token of the `RateLimiter` until its answer is in. The client's own
   urllib3 retries are off (`retries=0`): they would resend below the limiter.
 - **Faults**: a 429 waits `Retry-After` (else a backoff) and tries again; 5xx answers and dropped or timed-out
   connections are retried with jittered exponential backoff, `MAX_ATTEMPTS` in all, then a `TransientError`
   (exit 3: run again); 401 and 403 stop at once with what they mean (a bad key; a plan without this data).
+  A host that cannot be connected to before it ever answered is `HostUnreachable` at the first failure.
 - **Timeouts**: applied to every request (the client's own are not, in 1.16.3).
 - **Secrets**: the key travels only in the Authorization header; messages name the URL path without it.
 
@@ -22,9 +25,10 @@ import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
-from colfill.config import Secret, env, secret_env
+from colfill.config import Secret, env
+from colfill.config import api_key as configured_key
 from colfill.errors import InvalidArgument, SourceError, SourceUnreachable, TransientError
 from colfill.sources.ratelimit import DEFAULT_RATE, Rate, RateLimiter
 
@@ -36,6 +40,13 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.25  # seconds; attempt k waits up to BACKOFF_BASE * 2**k (full jitter), at most BACKOFF_MAX
 BACKOFF_MAX = 20.0
 RETRY_STATUSES = frozenset({413, 429, 499, 500, 502, 503, 504})
+AGG_FIELDS = {"t": "int", "o": "float", "h": "float", "l": "float", "c": "float", "v": "float", "vw": "float",
+              "n": "int"}  # an aggregate's JSON keys (grouped daily adds `T`, the ticker)
+
+
+class HostUnreachable(TransientError):
+    """The REST host could not be connected to on first contact: said at once, not after every retry (a run of
+    flat files would otherwise wait ~10 s of backoff in phases 1-2 before saying the host is down)."""
 
 
 class MalformedResponse(TransientError):
@@ -61,12 +72,11 @@ class RestSettings:
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidArgument(f"--rest-url {base!r} is not an http(s) URL. Hint: e.g. {DEFAULT_REST_URL}")
-        key = Secret(api_key) if api_key else secret_env("POLYGON_API_KEY", "MASSIVE_API_KEY")
         n = workers if workers is not None else 8
         if n < 1:
             raise InvalidArgument(f"--rest-workers {n} must be at least 1")
-        return cls(url=base, api_key=key, rate=Rate.parse(rate or env("COLFILL_REST_RATE") or DEFAULT_RATE),
-                   workers=n)
+        return cls(url=base, api_key=configured_key(api_key),
+                   rate=Rate.parse(rate or env("COLFILL_REST_RATE") or DEFAULT_RATE), workers=n)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -92,19 +102,27 @@ def _make_pool(settings: RestSettings, limiter: RateLimiter, headers: dict[str, 
     class LimitedPool(urllib3.PoolManager):
         """Every attempt through the limiter; retries, backoff and refusals as the module docstring says."""
 
+        answered = False  # the host has answered once: a failed connection after that is retried
+
         def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
             kw["retries"] = False
             kw.setdefault("timeout", urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout))
             path = urlsplit(url).path
             last = ""
             for attempt in range(MAX_ATTEMPTS):
-                limiter.acquire()
                 try:
-                    resp = super().urlopen(method, url, redirect=redirect, **kw)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:  # dropped, refused, timed out
-                    last = f"{type(exc).__name__}"
-                    wait = None
+                    with limiter.slot():
+                        resp = super().urlopen(method, url, redirect=redirect, **kw)
+                except urllib3.exceptions.ConnectTimeoutError as exc:  # refused, unresolved, no answer to SYN
+                    if not self.answered:
+                        raise HostUnreachable(
+                            f"the REST API at {settings.url} cannot be reached ({type(exc).__name__} on {path}). "
+                            "Hint: check --rest-url/COLFILL_REST_URL and the network.") from None
+                    last, wait = type(exc).__name__, None
+                except (urllib3.exceptions.HTTPError, OSError) as exc:  # dropped, timed out
+                    last, wait = type(exc).__name__, None
                 else:
+                    self.answered = True
                     if resp.status in (401, 403):
                         raise _refused(resp.status, path, resp.data)
                     if resp.status not in RETRY_STATUSES:
@@ -152,13 +170,13 @@ class RestApi:
     def __repr__(self) -> str:
         return f"RestApi({self.settings.url!r}, rate={self.settings.rate})"
 
-    def _call(self, what: str, fn: Any, attempts: int = 3) -> list[Any]:
-        """`fn()` as a list; a malformed page restarts it (at most `attempts` times), a refusal names `what`."""
+    def _call(self, what: str, fn: Any, attempts: int = 3) -> Any:
+        """`fn()`; a malformed page restarts it (at most `attempts` times), a refusal names `what`."""
         from polygon.exceptions import BadResponse
 
         for attempt in range(attempts):
             try:
-                return list(fn())
+                return fn()
             except MalformedResponse:
                 if attempt + 1 == attempts:
                     raise
@@ -166,39 +184,79 @@ class RestApi:
                 raise SourceError(f"the REST API refused {what}: {str(exc)[:300]}") from None
         raise AssertionError("unreachable")
 
-    def aggs(self, ticker: str, timespan: str, start: int | str, end: int | str) -> list[Any]:
-        """Every unadjusted bar of `ticker` in [start, end] (epoch ms or YYYY-MM-DD), ascending, in pages of 50,000
-        (the fewest requests the API allows)."""
-        return self._call(f"aggregates of {ticker!r} {start}..{end}", lambda: self.client.list_aggs(
-            ticker, 1, timespan, start, end, adjusted=False, sort="asc", limit=50_000))
+    def _pages(self, what: str, path: str, params: dict[str, Any], fields: dict[str, Any]) -> pl.DataFrame:
+        """Every page of an aggregates answer as one frame of `fields`, parsed from the raw JSON by Polars (no Python
+        object per bar: the client's own `Agg` objects made REST 4x slower than flat files). `next_url` is followed
+        on our host only, so the key never travels elsewhere."""
+        import polars as pl
 
-    def grouped(self, date: str) -> list[Any]:
-        """Every ticker's unadjusted day bar of `date` (YYYY-MM-DD) in one request; `timestamp` is 16:00 New York."""
-        return self._call(f"grouped daily bars of {date}", lambda: self.client.get_grouped_daily_aggs(
-            date, adjusted=False))
+        frames = []
+        url = f"{self.settings.url}{path}?{urlencode(params)}"
+        while url:
+            resp = self.client.client.request("GET", url, headers=self.client.headers)
+            if resp.status != 200:
+                raise SourceError(f"the REST API refused {what} (HTTP {resp.status}): "
+                                  f"{resp.data.decode('utf-8', 'replace')[:300]}")
+            frame, next_url = _parse_page(resp.data, fields)
+            frames.append(frame)
+            url = f"{self.settings.url}{urlsplit(next_url).path}?{urlsplit(next_url).query}" if next_url else ""
+        return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def bars(self, ticker: str, timespan: str, start: int | str, end: int | str) -> pl.DataFrame:
-        """`aggs` as bars in the flat files' schema."""
-        return frame_of(self.aggs(ticker, timespan, start, end), ticker)
+        """Every unadjusted bar of `ticker` in [start, end] (epoch ms or YYYY-MM-DD), ascending, in the flat files'
+        schema, in pages of 50,000 (the fewest requests the API allows)."""
+        import polars as pl
+
+        path = f"/v2/aggs/ticker/{quote(ticker, safe='')}/range/1/{timespan}/{start}/{end}"
+        frame = self._call(f"aggregates of {ticker!r} {start}..{end}", lambda: self._pages(
+            f"aggregates of {ticker!r}", path, {"adjusted": "false", "sort": "asc", "limit": 50_000}, AGG_FIELDS))
+        return _bars(frame.with_columns(pl.lit(ticker, pl.Utf8).alias("T")))
+
+    def grouped(self, date: str) -> pl.DataFrame:
+        """Every ticker's unadjusted day bar of `date` (YYYY-MM-DD) in one request; `ts` is 16:00 New York."""
+        path = f"/v2/aggs/grouped/locale/us/market/stocks/{date}"
+        return _bars(self._call(f"grouped daily bars of {date}", lambda: self._pages(
+            f"grouped daily bars of {date}", path, {"adjusted": "false"}, {"T": "str", **AGG_FIELDS})))
 
     def close(self) -> None:
         self.client.client.clear()
 
 
-def frame_of(rows: list[Any], ticker: str | None = None) -> pl.DataFrame:
-    """Aggregates (the client's Agg or GroupedDailyAgg) as bars in the flat files' schema (BAR_COLUMNS): `t` (ms)
-    becomes `ts`, `vw` and `n` are kept; `ticker` for per-ticker aggregates, else each row's own."""
+def _dtypes(fields: dict[str, str]) -> dict[str, Any]:
     import polars as pl
 
-    from colfill.sources.flatfiles import BAR_COLUMNS
+    return {k: {"str": pl.Utf8, "int": pl.Int64, "float": pl.Float64}[v] for k, v in fields.items()}
 
-    frame = pl.DataFrame(
-        {"ticker": [ticker] * len(rows) if ticker is not None else [a.ticker for a in rows],
-         "t": [a.timestamp for a in rows], "open": [a.open for a in rows], "high": [a.high for a in rows],
-         "low": [a.low for a in rows], "close": [a.close for a in rows], "volume": [a.volume for a in rows],
-         "vw": [a.vwap for a in rows], "transactions": [a.transactions for a in rows]},
-        schema={"ticker": pl.Utf8, "t": pl.Int64, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-                "close": pl.Float64, "volume": pl.Float64, "vw": pl.Float64, "transactions": pl.Int64},
-    )
+
+def _parse_page(body: bytes, fields: dict[str, str]) -> tuple[pl.DataFrame, str | None]:
+    """(the page's `results` as columns, its `next_url`); a body that is not such JSON is a MalformedResponse."""
+    import io
+
+    import polars as pl
+
+    try:
+        page = pl.read_json(io.BytesIO(body), schema={"results": pl.List(pl.Struct(_dtypes(fields))),
+                                                      "next_url": pl.Utf8})
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise MalformedResponse(f"the REST API sent a malformed JSON body ({str(exc)[:200]}). "
+                                "Hint: run again.") from None
+    results = page["results"][0] if page.height else None
+    frame = results.struct.unnest() if results is not None else pl.DataFrame(schema=_dtypes(fields))
+    return frame, page["next_url"][0] if page.height else None
+
+
+def _bars(frame: pl.DataFrame) -> pl.DataFrame:
+    """Aggregates' columns (`T`, `t` ms, `o` ... `n`) as bars in the flat files' schema (BAR_COLUMNS)."""
+    import polars as pl
+
     ts = pl.from_epoch("t", time_unit="ms").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts")
-    return frame.select("ticker", ts, *BAR_COLUMNS[2:])
+    return frame.select(pl.col("T").alias("ticker"), ts, pl.col("o").alias("open"), pl.col("h").alias("high"),
+                        pl.col("l").alias("low"), pl.col("c").alias("close"), pl.col("v").alias("volume"),
+                        "vw", pl.col("n").alias("transactions"))
+
+
+def empty_bars() -> pl.DataFrame:
+    """No bars, in the flat files' schema."""
+    import polars as pl
+
+    return _bars(pl.DataFrame(schema=_dtypes({"T": "str", **AGG_FIELDS})))

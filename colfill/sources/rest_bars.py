@@ -1,7 +1,7 @@
 """Bars from the REST API as day partitions, so the pipeline treats them exactly like flat-file days.
 
 Same contract as `FlatFiles`: `list(table, start, end)` names one partition per trading day (the NYSE
-calendar of `colfill.sample`; REST has no listing), with an identity that says what was asked for, and
+calendar of `colfill.calendar`; REST has no listing), with an identity that says what was asked for, and
 `read(obj, tickers)` returns the day's bars validated by the flat files' own rules (`flatfiles.validate`),
 so indicators, lake, stores and exactly-once hold whichever source filled a day.
 
@@ -23,10 +23,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from colfill.calendar import NEW_YORK, day_bounds
+from colfill.bars import DATASETS, HEADER, ParsedFile, SourceObject
+from colfill.calendar import NEW_YORK, day_bounds, session_dates, trading_days
 from colfill.errors import InvalidArgument
-from colfill.sources.flatfiles import DATASETS, HEADER, ParsedFile, SourceObject, validate
-from colfill.sources.rest import RestApi, frame_of
+from colfill.sources.rest import RestApi, empty_bars
+from colfill.validate import validate
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,11 +50,9 @@ class RestBars:
         return f"REST {self.api.settings.url}"
 
     def list(self, table: str, start: dt.date, end: dt.date) -> list[SourceObject]:
-        from colfill.sample import trading_days
-
         last = min(end, self.today - dt.timedelta(days=1))
         return [SourceObject(f"rest/{DATASETS[table]}/{d.isoformat()}", d, "rest:unadjusted", 0)
-                for d in (trading_days(start, last) if start <= last else [])]
+                for d in trading_days(start, last)]
 
     def span(self, table: str) -> tuple[dt.date, dt.date] | None:
         return None  # REST names no dates of its own
@@ -80,16 +79,13 @@ class RestBars:
     def _grouped(self, date: dt.date) -> pl.DataFrame:
         import polars as pl
 
-        frame = frame_of(self.api.grouped(date.isoformat()))
+        frame = self.api.grouped(date.isoformat())
         midnight = day_bounds(date)[0]
         return frame.with_columns(pl.lit(midnight).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("ts"))
 
     def _windowed(self, table: str, date: dt.date, tickers: tuple[str, ...]) -> pl.DataFrame:
         """The day's bars of `tickers`, from the window cache; a miss fetches the window starting at `date`."""
         import polars as pl
-
-        from colfill.calendar import session_dates
-        from colfill.sample import trading_days
 
         key = (table, tickers)
         with self._lock:
@@ -102,12 +98,12 @@ class RestBars:
                 start, end = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000) - 1
                 with ThreadPoolExecutor(self.api.settings.workers, thread_name_prefix="colfill-rest") as pool:
                     frames = list(pool.map(lambda t: self.api.bars(t, timespan, start, end), tickers))
-                frame = pl.concat(frames) if frames else frame_of([])
+                frame = pl.concat(frames) if frames else empty_bars()
                 self._asked.setdefault(table, set()).update(tickers)
                 self._seen.setdefault(table, set()).update(frame["ticker"].unique().to_list())
                 frame = frame.with_columns(session_dates(frame["ts"]).alias("__date"))
                 parts = frame.partition_by("__date", as_dict=True, include_key=False)
-                days = {d: parts.get((d,), frame_of([])) for d in window}
+                days = {d: parts.get((d,), empty_bars()) for d in window}
                 self._cache[key] = days
             out = days.pop(date)
         return out

@@ -15,12 +15,11 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from colfill.bars import BAR_TABLES, STATE_TABLE
 from colfill.calendar import NEW_YORK, day_bounds
 
-BAR_TABLES = ("bars_1m", "bars_1d")
 # Indicator state rows for the live engine's hand-off: the columns of `colfill.indicators.state` plus
 # `indicators` (the IndicatorSet token the row was computed for) and `saved_at`; key (ticker, timeframe).
-STATE_TABLE = "indicator_state"
 __all__ = ["BAR_TABLES", "NEW_YORK", "STATE_TABLE", "LoadBatch", "Store", "day_bounds", "human_bytes"]
 
 
@@ -101,7 +100,7 @@ class Store(Protocol):
         ...
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
-        """Upsert rows of `tickers`, `splits` or `dividends` (schemas in `colfill.reference`) by their key."""
+        """Upsert rows of `tickers`, `splits` or `dividends` (schemas in `colfill.bars`) by their key."""
         ...
 
     def read_reference(self, table: str) -> pa.Table | None:

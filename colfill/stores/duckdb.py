@@ -24,11 +24,13 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from colfill import dialect as sql
+from colfill.bars import BAR_TABLES
 from colfill.config import env
+from colfill.dialect import DUCKDB
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
-from colfill.stores import sql
-from colfill.stores.base import BAR_TABLES, STATE_TABLE, LoadBatch, day_bounds
-from colfill.stores.sql import DUCKDB
+from colfill.stores.base import STATE_TABLE, LoadBatch, day_bounds
+from colfill.target import resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -49,15 +51,6 @@ CREATE TABLE IF NOT EXISTS colfill_files (
 )"""
 
 
-def duckdb_path(url: str) -> Path:
-    """The file of a DuckDB URL, as SQLAlchemy reads sqlite URLs: `duckdb:///rel/x.duckdb` is relative to the
-    working directory, `duckdb:////abs/x.duckdb` absolute; a URL without scheme is a path."""
-    if not url.startswith("duckdb:"):
-        return Path(url)
-    path = urlsplit(url).path
-    return Path(path[1:] if path.startswith("/") else path)
-
-
 def memory_limit() -> str:
     """COLFILL_DUCKDB_MEMORY (default 256MB), checked: it is spliced into a SET statement."""
     value = (env("COLFILL_DUCKDB_MEMORY", default="256MB") or "256MB").strip()
@@ -71,7 +64,7 @@ sql_type = DUCKDB.sql_type
 
 
 class _Session:
-    """A DuckDB connection as a `colfill.stores.sql.Session`."""
+    """A DuckDB connection as a `colfill.dialect.Session`."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -91,7 +84,9 @@ class DuckDBStore:
 
     def __init__(self, url: str, **_: object) -> None:
         self.keyed = set(BAR_TABLES) if "index=all" in urlsplit(url).query else {"bars_1d"}
-        self.path = duckdb_path(url)
+        path = resolve(url, Path()).path  # a duckdb:// URL or a path
+        assert path is not None
+        self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
@@ -250,10 +245,10 @@ class DuckDBStore:
         return rows.num_rows
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
-        """Upsert reference rows (`colfill.reference`: tickers, splits, dividends) by the dataset's key."""
-        from colfill.reference import DATASETS
+        """Upsert reference rows (`colfill.bars`: tickers, splits, dividends) by the dataset's key."""
+        from colfill.bars import REFERENCE_TABLES
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         cols = {f.name: sql_type(f.type) for f in rows.schema}
         create = sql.create_sql(DUCKDB, quote(table), cols, ds.key, exists_ok=True)
         with self._transaction(f"saving {table} into {self.path}", "__colfill_reference", rows) as s:

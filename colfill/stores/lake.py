@@ -37,15 +37,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from colfill.errors import InvalidArgument, StoreError
+from colfill.bars import BAR_TABLES
+from colfill.dialect import DUCKDB
+from colfill.errors import StoreError
 from colfill.stage.lake import Lake, ManifestEntry
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import LoadBatch
 from colfill.stores.duckdb import DuckDBStore
-from colfill.stores.sql import DUCKDB
+from colfill.target import resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -56,16 +57,6 @@ CATALOGUE = "colfill.duckdb"
 MARKER = "colfill_catalogue"
 REFRESH_SECONDS = 5.0
 LOCK_WAIT = 10.0  # seconds a write waits for the catalogue while another process holds it
-
-
-def lake_dir(url: str) -> Path:
-    """The data dir of a lake URL, read as DuckDB (and SQLAlchemy) URLs are: `lake:///colfill-data` is relative
-    to the working directory, `lake:////srv/colfill-data` absolute."""
-    path = urlsplit(url).path
-    path = path[1:] if path.startswith("/") else path
-    if not path:
-        raise InvalidArgument(f"--db {url!r}: a lake URL names the data dir, e.g. lake:///colfill-data")
-    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -160,7 +151,9 @@ class LakeStore(DuckDBStore):
     lake_is_store = True  # the pipeline loads a day only after its lake commit, and load() then copies nothing
 
     def __init__(self, url: str, **_: object) -> None:
-        self.data_dir = lake_dir(url)
+        data_dir = resolve(url, Path()).path
+        assert data_dir is not None
+        self.data_dir = data_dir
         self.lake = Lake(self.data_dir / "lake")
         self._refreshed = 0.0
         self._depth = 0

@@ -20,7 +20,6 @@ day's flat file is backfilled, that day's live files are deleted at the next ref
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import threading
 from collections import OrderedDict
@@ -29,8 +28,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from colfill import atomic
+from colfill.bars import BAR_TABLES
 from colfill.calendar import NEW_YORK
-from colfill.stores.base import BAR_TABLES
 from colfill.stores.live_rows import check_rows, held_condition, held_days, last_per_key, with_live_sql
 
 BUCKET_MINUTES = 5
@@ -133,9 +133,8 @@ class LiveFiles:
         if not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             self.new_day = True
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        pq.write_table(merged, tmp, compression="lz4", use_dictionary=["ticker"])
-        os.replace(tmp, path)
+        with atomic.replacing(path) as tmp:
+            pq.write_table(merged, tmp, compression="lz4", use_dictionary=["ticker"])
         cache[path] = merged
         while len(cache) > KEEP:
             cache.popitem(last=False)

@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from colfill.bars import BAR_TABLES
+from colfill.dialect import DUCKDB
 from colfill.errors import SchemaMismatch
-from colfill.stores.base import BAR_TABLES
-from colfill.stores.sql import DUCKDB
 
 NY_DATE = DUCKDB.ny_day("ts")  # the New York trading date of a bar
 

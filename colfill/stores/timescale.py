@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from colfill.stores.sql import POSTGRES
+from colfill.dialect import POSTGRES
 
 MIN_VERSION = (2, 13)  # by_range(); DML on compressed chunks (2.11)
 COLUMNSTORE_VERSION = (2, 18)  # ALTER TABLE ... SET (timescaledb.enable_columnstore ...), add_columnstore_policy

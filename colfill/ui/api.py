@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from colfill.bars import TABLES, table_of
 from colfill.errors import InvalidArgument
 from colfill.ui import resample
 
@@ -33,9 +34,9 @@ class BadRequest(Exception):
 
 
 def error(status: int, message: str) -> JSONResponse:
-    from colfill.config import scrub_secrets
+    from colfill.config import redact
 
-    return JSONResponse({"error": scrub_secrets(message)}, status_code=status)
+    return JSONResponse({"error": redact(message)}, status_code=status)
 
 
 def check_ticker(raw: str) -> str:
@@ -119,14 +120,14 @@ def tickers(dash: Dashboard, request: Request) -> dict[str, Any]:
 def coverage(dash: Dashboard, request: Request) -> dict[str, Any]:
     """Bars per (ticker, trading day) of the N most traded tickers (or those matching `search`), per-day totals,
     and the exchange's sessions without any bar (missing from the source; holidays are not sessions)."""
-    from colfill.calendar import exchange_sessions
+    from colfill.calendar import trading_days
     from colfill.ui.queries import reject_days
 
     reader = dash.reader
     have = reader.bar_tables()
     table = request.query_params.get("table") or ("bars_1m" if "bars_1m" in have else "bars_1d")
-    if table not in ("bars_1m", "bars_1d"):
-        raise BadRequest(400, f"table={table!r}: choose bars_1m or bars_1d")
+    if table not in TABLES:
+        raise BadRequest(400, f"table={table!r}: choose {' or '.join(TABLES)}")
     if table not in have:
         raise BadRequest(404, f"{table} is not in this store yet (nothing loaded)")
     n = int_param(request, "n", 40, 1, 500)
@@ -137,7 +138,7 @@ def coverage(dash: Dashboard, request: Request) -> dict[str, Any]:
     if totals.is_empty():
         return {"table": table, "days": [], "tickers": [], "z": [], "totals": [], "missing": [], "rejected": []}
     first, last = totals["day"].min(), totals["day"].max()
-    sessions = exchange_sessions(first, last)  # type: ignore[arg-type]
+    sessions = trading_days(first, last)  # type: ignore[arg-type]
     with_bars = set(totals["day"].to_list())
     days = sorted(set(sessions) | with_bars)
     index = {d: i for i, d in enumerate(days)}
@@ -221,7 +222,7 @@ def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
     reader = dash.reader
     ticker = check_ticker(request.path_params["ticker"])
     out: dict[str, Any] = {"ticker": ticker, "timeframes": {}, "live": dash.hub is not None}
-    for tf, table in (("1m", "bars_1m"), ("1d", "bars_1d")):
+    for table, tf in TABLES.items():
         if table in reader.relations():
             span = reader.ticker_span(table, ticker)
             if span is not None:
@@ -236,7 +237,7 @@ def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
 def live(dash: Dashboard, request: Request) -> Response:
     ticker = check_ticker(request.path_params["ticker"])
     tf = request.query_params.get("tf", "1m")
-    if tf not in ("1m", "1d"):
+    if table_of(tf) is None:
         return error(400, f"unknown timeframe {tf!r}: choose 1m or 1d")
     if dash.hub is None:
         return error(409, "live bars need Redis. Hint: start the dashboard with --redis redis://127.0.0.1:6379/0")

@@ -20,9 +20,9 @@ from typing import Any
 
 import polars as pl
 
+from colfill.bars import BAR_TABLES
+from colfill.dialect import DUCKDB
 from colfill.errors import StoreError
-from colfill.stores.base import BAR_TABLES
-from colfill.stores.sql import DUCKDB
 from colfill.ui.daycounts import DayCounts
 from colfill.ui.queries import VERSION_TTL, Reader, iso
 

@@ -34,9 +34,9 @@ class LiveHub:
         self._sync = self.redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
     def describe(self) -> str:
-        from colfill.stores import redact_url
+        from colfill.config import redact
 
-        return redact_url(self.url)
+        return redact(self.url)
 
     def ping(self) -> bool:
         try:

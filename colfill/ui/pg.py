@@ -12,9 +12,9 @@ from typing import Any
 
 import polars as pl
 
+from colfill.bars import BAR_TABLES
+from colfill.dialect import NY, POSTGRES
 from colfill.errors import InvalidArgument
-from colfill.stores.base import BAR_TABLES
-from colfill.stores.sql import NY, POSTGRES
 from colfill.ui.queries import VERSION_TTL, Reader, ny_day
 
 

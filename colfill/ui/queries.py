@@ -16,12 +16,11 @@ from typing import Any
 
 import polars as pl
 
+from colfill.bars import BAR_TABLES, table_of
+from colfill.dialect import DUCKDB, Dialect
 from colfill.errors import InvalidArgument
-from colfill.stores.base import BAR_TABLES
-from colfill.stores.sql import DUCKDB, Dialect
 
 BASE_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions")
-TIMEFRAME_TABLES = {"1m": "bars_1m", "1d": "bars_1d"}
 VERSION_TTL = 1.0  # seconds between two checks of whether the data changed
 
 
@@ -83,7 +82,7 @@ class Reader:
 
     def table_for(self, timeframe: str, adjusted: bool = False) -> tuple[str, bool]:
         """(relation, adjusted-in-fact) for `timeframe`; unknown timeframes and missing tables are bad input."""
-        table = TIMEFRAME_TABLES.get(timeframe)
+        table = table_of(timeframe)
         if table is None:
             raise InvalidArgument(f"unknown timeframe {timeframe!r}: choose 1m or 1d")
         have = self.relations()

@@ -51,25 +51,18 @@ def bind(host: str, port: int) -> socket.socket:
 
 def open_reader(data_dir: Path, db: str | None) -> Reader:
     """The reader for `--db` (None: the data dir's lake), read-only whatever the kind."""
-    from colfill.errors import InvalidArgument
-    from colfill.stores import redact_url, resolve_url
-    from colfill.stores.duckdb import duckdb_path
-    from colfill.stores.lake import is_catalogue, lake_dir
+    from colfill.stores.lake import is_catalogue
+    from colfill.target import resolve
     from colfill.ui.duck import DuckFileReader, LakeReader
 
-    url = resolve_url(db, data_dir)
-    scheme = url.split("://", 1)[0].split("+", 1)[0]
-    if scheme == "lake":
-        return LakeReader(lake_dir(url))
-    if scheme == "duckdb":
-        path = duckdb_path(url)
-        return LakeReader(path.parent) if is_catalogue(path) else DuckFileReader(path)
-    if scheme in ("postgresql", "postgres"):
+    target = resolve(db, data_dir)
+    if target.path is None:
         from colfill.ui.pg import PgReader
 
-        return PgReader(url)
-    raise InvalidArgument(f"--db {redact_url(url)!r}: unknown store scheme {scheme!r}. Hint: a DuckDB path, "
-                          "duckdb:///path or postgresql://user@host/db")
+        return PgReader(target.url)
+    if target.kind == "lake":
+        return LakeReader(target.path)
+    return LakeReader(target.path.parent) if is_catalogue(target.path) else DuckFileReader(target.path)
 
 
 def serve(data_dir: Path, db: str | None, redis_url: str | None, host: str, port: int,

@@ -4,6 +4,8 @@ streams and channels of concurrent tests never meet (pub/sub is shared by every 
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -47,3 +49,23 @@ def bars(tickers: list[str], minutes: int = 1, start: dt.datetime = T0, **extra:
     }
     cols.update(extra)
     return pa.table(cols)
+
+
+class Lines:
+    """Lines of a child's pipe, read by a thread (a buffered pipe defeats select())."""
+
+    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.reader = threading.Thread(target=lambda: [self.queue.put(line) for line in stream], daemon=True)
+        self.reader.start()
+
+    def next(self, timeout: float = 20) -> str:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no line within the timeout") from None
+
+    def rest(self) -> str:
+        """Every line not taken yet, up to the end of the pipe (call after the child exited)."""
+        self.reader.join(10)
+        return "".join(iter(lambda: "" if self.queue.empty() else self.queue.get(), ""))

@@ -18,9 +18,9 @@ from colfill import errors
 from colfill.bus.redis import RedisMessageBus
 from colfill.errors import ColfillError
 from tests.conftest import need_service
+from tests.helpers import ENV
 
-from .conftest import bars
-from .test_tail import ENV, Lines
+from .conftest import Lines, bars
 
 pytestmark = pytest.mark.redis
 BIN = Path(sys.executable).with_name("colfill")

@@ -3,25 +3,19 @@ revisions marked; exits 130 on SIGINT; an unreachable Redis exits 3 naming the U
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import uuid
-from pathlib import Path
 
 import pytest
 
 from colfill import errors
 from colfill.bus.redis import RedisMessageBus
+from tests.helpers import BIN, ENV
 
-from .conftest import bars
+from .conftest import Lines, bars
 
 pytestmark = pytest.mark.redis
-BIN = Path(sys.executable).with_name("colfill")
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "160"}
 
 
 def start(*args: str) -> subprocess.Popen[str]:
@@ -30,24 +24,7 @@ def start(*args: str) -> subprocess.Popen[str]:
                             env=ENV, stdin=subprocess.DEVNULL)
 
 
-class Lines:
-    """Lines of a child's pipe, read by a thread (a buffered pipe defeats select())."""
 
-    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
-        self.queue: queue.Queue[str] = queue.Queue()
-        self.reader = threading.Thread(target=lambda: [self.queue.put(line) for line in stream], daemon=True)
-        self.reader.start()
-
-    def next(self, timeout: float = 20) -> str:
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("no line within the timeout") from None
-
-    def rest(self) -> str:
-        """Every line not taken yet, up to the end of the pipe (call after the child exited)."""
-        self.reader.join(10)
-        return "".join(iter(lambda: "" if self.queue.empty() else self.queue.get(), ""))
 
 
 def test_tail_prints_published_bars_until_sigint(redis_url: str) -> None:

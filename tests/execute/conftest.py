@@ -15,6 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from colfill.execute import open_executor
+from colfill.pipeline import BackfillJob, run
+from colfill.stores import open_store
 from tests.conftest import need_service
 from tests.pipeline.conftest import assert_frames_close
 
@@ -23,6 +26,17 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 28)  # 19 trading days (Good Friday is 03-29)
 MIDDLE = dt.date(2024, 3, 14)
+
+
+def backfill(src: Path, data: Path, executor: str = "local", start: dt.date = START, end: dt.date = END, **kw: object):
+    job = BackfillJob(source=str(src), start=start, end=end, data_dir=data)
+    store = open_store(f"lake:///{data.resolve()}")
+    runner = open_executor(executor, **kw)  # type: ignore[arg-type]
+    try:
+        return run(job, store, executor=runner)
+    finally:
+        runner.close()
+        store.close()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from colfill.sources.flatfiles import FlatFiles, ParsedFile, SourceObject
+from colfill.bars import ParsedFile, SourceObject
+from colfill.sources.flatfiles import FlatFiles
 
 
 class SlowFlatFiles(FlatFiles):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -10,22 +9,9 @@ import pytest
 
 from colfill.errors import InvalidArgument
 from colfill.execute import graph, open_executor
-from colfill.pipeline import BackfillJob, run
-from colfill.stores import open_store
 from tests.pipeline.conftest import assert_frames_close, stored
 
-from .conftest import END, START, assert_same_lake
-
-
-def backfill(src: Path, data: Path, executor: str = "local", start: dt.date = START, end: dt.date = END, **kw: object):
-    job = BackfillJob(source=str(src), start=start, end=end, data_dir=data)
-    store = open_store(f"lake:///{data.resolve()}")
-    runner = open_executor(executor, **kw)  # type: ignore[arg-type]
-    try:
-        return run(job, store, executor=runner)
-    finally:
-        runner.close()
-        store.close()
+from .conftest import assert_same_lake, backfill
 
 
 def test_shards_split_by_a_stable_hash_and_keep_order() -> None:

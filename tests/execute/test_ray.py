@@ -18,10 +18,10 @@ from colfill import errors
 from colfill.execute import open_executor
 from colfill.pipeline import BackfillJob, run
 from colfill.stores import open_store
+from tests.helpers import wait_for
 from tests.pipeline.conftest import assert_frames_close, stored
 
-from .conftest import END, MIDDLE, START, assert_same_lake
-from .test_local import backfill
+from .conftest import END, MIDDLE, START, assert_same_lake, backfill
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).with_name("colfill")
@@ -77,12 +77,13 @@ def test_a_worker_killed_mid_task_is_retried_and_the_result_is_unchanged(flatfil
     source = slow_source.SlowFlatFiles(str(flatfiles), marks, victim)
     killed: list[int] = []
 
+    def victim() -> int | None:
+        """The pid the victim's read wrote (then it sleeps until killed), once the whole number is there."""
+        text = (marks / "pid").read_text() if (marks / "pid").exists() else ""
+        return int(text) if text.isdigit() else None
+
     def killer() -> None:
-        deadline = time.monotonic() + 60
-        while not (marks / "pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the task is inside its sleep
-        pid = int((marks / "pid").read_text())
+        pid = wait_for(victim, timeout=60, every=0.05, what="the victim's read")
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
 
@@ -130,12 +131,12 @@ def test_a_killed_driver_leaves_committed_days_and_the_next_run_resumes(flatfile
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env_for_cli(),
                             stdin=subprocess.DEVNULL)
     manifests = data / "lake" / "_manifest" / "table=bars_1m"
-    deadline = time.monotonic() + 120
-    while not any(manifests.glob("lineage=*/date=*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    running = proc.poll() is None
-    proc.kill()  # SIGKILL: no clean-up of any kind
-    proc.wait(30)
+    try:
+        wait_for(lambda: any(manifests.glob("lineage=*/date=*.json")), timeout=120, every=0.01, what="a committed day")
+    finally:
+        running = proc.poll() is None
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait(30)
     assert running, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]
     committed = len(list(manifests.glob("lineage=*/date=*.json")))
     again = backfill(flatfiles, data, "local")
@@ -166,9 +167,11 @@ def test_ctrl_c_on_a_private_ray_instance_stops_cleanly_and_a_rerun_completes(fl
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env_for_cli(),
                             stdin=subprocess.DEVNULL, start_new_session=True)
     manifests = data / "lake" / "_manifest" / "table=bars_1d"
-    deadline = time.monotonic() + 120
-    while not any(manifests.glob("lineage=*/date=*.json")) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    try:
+        wait_for(lambda: any(manifests.glob("lineage=*/date=*.json")), timeout=120, every=0.01, what="a committed day")
+    except AssertionError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == errors.INTERRUPTED, err

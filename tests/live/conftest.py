@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import polars as pl
 
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
+from tests.helpers import read_flat_files
 
 SETS = {
     "default": IndicatorSet.default(),
@@ -31,6 +33,15 @@ STARTS = [  # just before DST starts, just before it ends, an ordinary summer da
 ]
 SYMBOLS = ["AAPL", "NA", "BRK.A", "T"]
 MINUTE = 60_000
+DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}
+
+
+def flat_bars(root: Path, until: dt.date | None = None, table: str = "bars_1m") -> pl.DataFrame:
+    """Every bar of the sample's flat files up to `until`, read here (not by colfill's reader), in the bar schema,
+    by (ticker, ts)."""
+    return read_flat_files(root, DATASETS[table], until).with_columns(
+        pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
+    ).select("ticker", "ts", "open", "high", "low", "close", "volume", "transactions").sort("ticker", "ts")
 
 
 def make_stream(seed: int, n: int, symbols: int = 3, revise: float = 0.05, older: float = 0.03) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from colfill.live.stored_state import compute_state
 from colfill.pipeline import BackfillJob, run
 from colfill.sample import generate
 from colfill.stores import open_store
-from tests.live.test_ingestion_engine import flat_bars
+from tests.live.conftest import flat_bars
 
 IND = IndicatorSet.parse("sma:5,ema:4,rsi:3,macd:3:5:2,bb:4:2,vwap")
 START, CUT, LAST = dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 7)

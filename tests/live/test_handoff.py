@@ -8,7 +8,6 @@ files themselves (read here, not through colfill's reader) and the batch engine.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import shutil
 from pathlib import Path
 
@@ -23,13 +22,11 @@ from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.live.stored_state import BAR_COLUMNS, state_from_bars
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.stores.duckdb import DuckDBStore
 
-from .conftest import assert_parity
+from .conftest import assert_parity, flat_bars
 
 START, CUT, END = dt.date(2024, 3, 1), dt.date(2024, 3, 13), dt.date(2024, 3, 14)
-DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}
 runner = CliRunner()
 IND = IndicatorSet.default()
 SHORT = "sma:3,ema:5"
@@ -53,19 +50,6 @@ def backfill(src: Path, data_dir: Path, end: dt.date) -> Path:
     colfill("run", "--source", str(src), "--start", START.isoformat(), "--end", end.isoformat(),
             "--data-dir", str(data_dir))
     return data_dir
-
-
-def source_bars(root: Path, until: dt.date | None = None, table: str = "bars_1m") -> pl.DataFrame:
-    """Every bar of the flat files up to `until`, as the batch engine's columns."""
-    frames = []
-    for path in sorted((root / "us_stocks_sip" / DATASETS[table]).rglob("*.csv.gz")):
-        if until is None or dt.date.fromisoformat(path.name[:10]) <= until:
-            frames.append(pl.read_csv(gzip.decompress(path.read_bytes()), schema=CSV_SCHEMA, null_values=None))
-    return pl.concat(frames).select(
-        "ticker",
-        pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
-        "open", "high", "low", "close", "volume",
-    )
 
 
 def stored(data_dir: Path, sql: str) -> pl.DataFrame:
@@ -122,7 +106,7 @@ def test_export_is_the_state_after_the_backfill(flatfiles: Path, backfilled: Pat
     output = colfill("state", "export", "--data-dir", str(backfilled), "--table", table, "--out", str(out))
     assert "computed from the stored bars" in output
     got = pl.read_parquet(out)
-    _, want = enrich(source_bars(flatfiles, CUT, table), IND)  # independent: the flat files, not the store
+    _, want = enrich(flat_bars(flatfiles, CUT, table), IND)  # independent: the flat files, not the store
     assert (got["timeframe"] == timeframe).all()
     assert_same_state(got, want, IND)
 
@@ -145,7 +129,7 @@ def test_live_session_continues_the_backfill_exactly(flatfiles: Path, backfilled
     and bar by bar: the same numbers as a backfill of every day."""
     proc = IncrementalIndicatorProcessor.from_store(url(backfilled), "bars_1m")
     last = stored(backfilled, "SELECT max(ts) AS ts FROM bars_1m")["ts"].dt.epoch("us").item()
-    nxt = source_bars(flatfiles).filter(pl.col("ts").dt.epoch("us") > last)
+    nxt = flat_bars(flatfiles).filter(pl.col("ts").dt.epoch("us") > last)
     assert nxt.height > 100
     live = nxt.sort("ts").select(
         pl.col("ticker").alias("symbol"), pl.lit("1m").alias("timeframe"),

@@ -11,7 +11,6 @@ ticker's channel and the `live` status; batch mode stores the REST bars with the
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import threading
 import time
 import uuid
@@ -28,61 +27,10 @@ from colfill.indicators.spec import IndicatorSet
 from colfill.interrupt import Stop
 from colfill.live.engine import DataIngestionEngine
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
-from colfill.sources.live import LiveDataSource, LiveSettings
-from colfill.stores import open_store
+from tests.live.conftest import flat_bars
+from tests.live.engine_helpers import KEY, MIN, SHORT, T0, live_source, rows_of, run_until
 from tests.pipeline.conftest import assert_frames_close, backfill
 from tests.polygon_ws_server import PolygonWsServer, minute_bar
-
-KEY = "engine-test-key"
-T0 = 1_704_205_800_000  # 2024-01-02 14:30 UTC
-MIN = 60_000
-SHORT = IndicatorSet.parse("sma:3,ema:4,rsi:3,vwap")
-
-
-def live_source(srv: PolygonWsServer, tickers: tuple[str, ...]) -> LiveDataSource:
-    return LiveDataSource(LiveSettings(url=srv.url, api_key=LiveSettings.from_env("X", api_key=KEY).api_key,
-                                       tickers=tickers, backoff_base=0.05))
-
-
-def run_until(engine: DataIngestionEngine, src: LiveDataSource, done: Any, timeout: float = 20.0) -> None:
-    """Ingest in a thread until `done()` holds (or the timeout), then stop the way SIGTERM does."""
-    stop = Stop()
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            engine.ingest(src, mode="stream", stop=stop)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=work)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline and thread.is_alive():
-        time.sleep(0.02)
-    stop.request()
-    thread.join(15)
-    if errors:
-        raise errors[0]
-
-
-def rows_of(url: str, table: str = "bars_1m") -> pl.DataFrame:
-    if url.startswith("postgresql"):
-        store = open_store(url, load_workers=1)
-        try:
-            frames = [pl.from_arrow(t) for t in store.read_bars(table, ["ticker", "ts", "close", "volume",
-                                                                        "sma_3", "rsi_3", "vwap"])]
-        finally:
-            store.close()
-        return pl.concat(frames).sort("ticker", "ts")  # type: ignore[arg-type]
-    path = url.split(":///", 1)[1]
-    db = path if path.endswith(".duckdb") else f"{path}/colfill.duckdb"
-    con = duckdb.connect(db, read_only=True)
-    try:
-        return con.sql(f"SELECT ticker, ts, close, volume, sma_3, rsi_3, vwap FROM {table} ORDER BY ticker, ts").pl()
-    finally:
-        con.close()
 
 
 @pytest.fixture(params=["duckdb", "lake", "postgres"])
@@ -138,15 +86,6 @@ def test_drop_resend_and_revision_lose_and_duplicate_nothing(store_url: str) -> 
 # -- parity with a batch recompute, continuing a backfill --------------------------------------------------
 
 START, CUT, LIVE_DAY = dt.date(2024, 3, 4), dt.date(2024, 3, 7), dt.date(2024, 3, 8)
-
-
-def flat_bars(root: Path) -> pl.DataFrame:
-    """Every minute bar of the sample files, read here (not by colfill's reader), in the bar schema."""
-    frames = [pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None)
-              for p in sorted((root / "us_stocks_sip" / "minute_aggs_v1").rglob("*.csv.gz"))]
-    return pl.concat(frames).with_columns(
-        pl.from_epoch("window_start", time_unit="ns").dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("ts"),
-    ).select("ticker", "ts", "open", "high", "low", "close", "volume", "transactions").sort("ticker", "ts")
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from colfill.sources.live import (
     backoff_delays,
     parse_frame,
 )
+from tests.helpers import wait_for
 from tests.polygon_ws_server import PolygonWsServer, minute_bar, recorded_frames
 
 KEY = "ws-test-key-5309"
@@ -176,7 +177,7 @@ def test_an_unreachable_server_is_retried_with_backoff_and_reported() -> None:
     src = LiveDataSource(LiveSettings(url=f"ws://127.0.0.1:{port}/stocks", api_key=Secret(KEY), tickers=("AAPL",),
                                       backoff_base=0.05))
     src.open()
-    time.sleep(1.0)
+    wait_for(lambda: src.health.failed_attempts >= 2, timeout=10, what="two failed connection attempts")
     assert src.poll(0) == []
     notices = src.notices()
     began = time.monotonic()

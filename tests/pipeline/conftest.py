@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
+from colfill.bars import CSV_SCHEMA
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
 from colfill.sample import generate
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.stores import open_store
 
 START = dt.date(2024, 3, 1)
@@ -91,3 +93,20 @@ def assert_frames_close(a: pl.DataFrame, b: pl.DataFrame, rel: float = 1e-9) -> 
             assert np.allclose(xv, yv, rtol=rel, atol=1e-12), col
         else:
             assert x.equals(y), col
+
+
+def primary_keys(data_dir: Path) -> dict[str, list[str]]:
+    con = duckdb.connect(str(data_dir / "colfill.duckdb"), read_only=True)
+    try:
+        rows = con.sql("SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+                       "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE 'bars_%'").fetchall()
+    finally:
+        con.close()
+    return {t: list(c) for t, c in rows}
+
+
+def rewrite(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    frame = pl.read_csv(gzip.decompress(path.read_bytes()), schema=CSV_SCHEMA, null_values=None)
+    path.write_bytes(gzip.compress(change(frame).write_csv().encode()))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))

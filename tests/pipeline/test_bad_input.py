@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from colfill.bars import CSV_SCHEMA
 from colfill.cli import app
 from colfill.errors import InvalidArgument
-from colfill.sources.flatfiles import CSV_SCHEMA
 
 from .conftest import backfill, files, stored
 
@@ -105,7 +105,7 @@ def test_a_bar_of_another_new_york_day_is_rejected_across_dst(day: str) -> None:
     import datetime as dt
 
     from colfill.calendar import NEW_YORK
-    from colfill.sources.flatfiles import validate
+    from colfill.validate import validate
 
     date = dt.date.fromisoformat(day)
     utc = dt.timezone.utc

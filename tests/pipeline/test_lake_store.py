@@ -22,8 +22,7 @@ from colfill.stores import open_store
 from colfill.stores.lake import LakeStore
 
 from . import conftest
-from .conftest import START, assert_frames_close, backfill, files, stored
-from .test_run import rewrite
+from .conftest import START, assert_frames_close, backfill, files, rewrite, stored
 
 BIN = Path(sys.executable).with_name("colfill")
 

@@ -9,8 +9,7 @@ import polars as pl
 import pytest
 
 from . import conftest
-from .conftest import backfill, files, stored
-from .test_run import primary_keys, rewrite
+from .conftest import backfill, files, primary_keys, rewrite, stored
 
 
 @pytest.fixture(autouse=True)

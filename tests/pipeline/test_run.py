@@ -4,8 +4,6 @@ resumption, replaced files."""
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import os
 from pathlib import Path
 
 import duckdb
@@ -14,10 +12,9 @@ import pytest
 
 from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
-from colfill.sources.flatfiles import CSV_SCHEMA
 
 from . import conftest
-from .conftest import END, START, assert_frames_close, backfill, files, read_source, stored
+from .conftest import END, START, assert_frames_close, backfill, files, read_source, rewrite, stored
 
 
 @pytest.fixture(autouse=True, params=["lake", "duckdb"])
@@ -59,16 +56,6 @@ def test_rerun_is_idempotent_and_skips_finished_files(source: Path, tmp_path: Pa
     assert stored(tmp_path, "bars_1m").equals(before)
 
 
-def primary_keys(data_dir: Path) -> dict[str, list[str]]:
-    con = duckdb.connect(str(data_dir / "colfill.duckdb"), read_only=True)
-    try:
-        rows = con.sql("SELECT table_name, constraint_column_names FROM duckdb_constraints() "
-                       "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE 'bars_%'").fetchall()
-    finally:
-        con.close()
-    return {t: list(c) for t, c in rows}
-
-
 def test_two_runs_equal_one_run(source: Path, tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     backfill(source, one)
@@ -86,13 +73,6 @@ def test_custom_indicator_set(source: Path, tmp_path: Path) -> None:
     assert {"sma_5", "ema_3", "rsi_2", "macd_3_6_2", "bb_upper_4_1p5", "vwap"} <= set(got.columns)
     want = reference(source, "bars_1d", ind)
     assert_frames_close(got.select(want.columns).with_columns(pl.col("ts").dt.convert_time_zone("UTC")), want)
-
-
-def rewrite(path: Path, change) -> None:  # type: ignore[no-untyped-def]
-    frame = pl.read_csv(gzip.decompress(path.read_bytes()), schema=CSV_SCHEMA, null_values=None)
-    path.write_bytes(gzip.compress(change(frame).write_csv().encode()))
-    st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
 
 
 def test_replaced_file_reloads_that_day_and_the_days_after(source: Path, tmp_path: Path) -> None:

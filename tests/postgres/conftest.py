@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,6 +23,17 @@ from tests.conftest import drop_schema, plain_url, schema_of, with_query  # noqa
 
 INDICATORS = ("sma_20", "ema_20", "rsi_14", "vwap")
 NEW_YORK = ZoneInfo("America/New_York")
+SECRET = "hunter2-Sup3r"  # a password distinctive enough that any leak of it is found
+
+
+def with_password(url: str, password: str, host: str | None = None, port: int | None = None,
+                  user: str | None = None) -> str:
+    parts = urlsplit(url)
+    user = user or parts.username or "postgres"
+    netloc = f"{user}:{password}@{host if host is not None else (parts.hostname or '')}"
+    if port or parts.port:
+        netloc += f":{port or parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 class Db:

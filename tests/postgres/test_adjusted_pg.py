@@ -10,10 +10,15 @@ import pytest
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
 from colfill.stores.postgres import PostgresStore
-from tests.pipeline.test_adjusted import END, START, add_dividends, add_splits, dividend_factor, expected, src  # noqa: F401 - src is a fixture
+from tests.pipeline.adjusted import END, START, add_dividends, add_splits, dividend_factor, expected, sample
 from tests.postgres.conftest import Db
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample(tmp_path_factory)
 
 
 def frames(db: Db, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -26,7 +31,7 @@ def frames(db: Db, table: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return raw.with_columns(pl.col("ts").dt.convert_time_zone("UTC")), adj
 
 
-def test_adjusted_views_follow_the_definition(src: Path, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_adjusted_views_follow_the_definition(src: Path, pg_url: str, tmp_path: Path) -> None:
     store = PostgresStore(pg_url, load_workers=1)
     try:
         job = BackfillJob(source=str(src), start=START, end=END, data_dir=tmp_path, indicators=IndicatorSet.default())

@@ -12,11 +12,10 @@ import pytest
 
 from colfill.errors import StoreError
 from colfill.stores.postgres import PostgresStore, parse_url
-from tests.postgres.conftest import batch, make_day, plain_url, with_query
+from tests.postgres.conftest import SECRET, batch, make_day, plain_url, with_password, with_query
 
 pytestmark = pytest.mark.postgres
 
-SECRET = "hunter2-Sup3r"  # distinctive, so any leak is found
 DAY = dt.date(2024, 3, 7)
 
 
@@ -28,16 +27,6 @@ def every_text(exc: BaseException) -> str:
         texts += [str(seen), repr(seen), *traceback.format_exception(seen)]
         seen = seen.__cause__ or seen.__context__
     return "\n".join(texts)
-
-
-def with_password(url: str, password: str, host: str | None = None, port: int | None = None,
-                  user: str | None = None) -> str:
-    parts = urlsplit(url)
-    user = user or parts.username or "postgres"
-    netloc = f"{user}:{password}@{host if host is not None else (parts.hostname or '')}"
-    if port or parts.port:
-        netloc += f":{port or parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "adbc"])

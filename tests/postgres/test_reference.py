@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from colfill.reference import DATASETS, to_table
+from colfill.bars import REFERENCE_TABLES, to_table
 from colfill.stores.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -18,9 +18,9 @@ def test_upsert_by_key_and_read_back(pg_url: str) -> None:
             SimpleNamespace(ticker="TSLA", execution_date="2022-08-25", split_from=1, split_to=3, id="s2")]
     with PostgresStore(pg_url, load_workers=1) as s:
         assert s.read_reference("splits") is None
-        assert s.write_reference("splits", to_table(DATASETS["splits"], rows)) == 2
+        assert s.write_reference("splits", to_table(REFERENCE_TABLES["splits"], rows)) == 2
         rows[1].split_to = 3.5  # a correction, same key
-        s.write_reference("splits", to_table(DATASETS["splits"], rows))
+        s.write_reference("splits", to_table(REFERENCE_TABLES["splits"], rows))
         back = s.read_reference("splits")
     assert back is not None
     got = sorted(back.to_pylist(), key=lambda r: r["ticker"])
@@ -39,8 +39,8 @@ def test_tickers_and_dividends_types(pg_url: str) -> None:
                           currency="USD", declaration_date="2023-11-20", record_date="2024-01-03",
                           pay_date="2024-01-24", frequency=4, id="d1")
     with PostgresStore(pg_url, load_workers=1) as s:
-        s.write_reference("tickers", to_table(DATASETS["tickers"], [ticker]))
-        s.write_reference("dividends", to_table(DATASETS["dividends"], [div]))
+        s.write_reference("tickers", to_table(REFERENCE_TABLES["tickers"], [ticker]))
+        s.write_reference("dividends", to_table(REFERENCE_TABLES["dividends"], [div]))
         t = s.read_reference("tickers")
         d = s.read_reference("dividends")
     assert t is not None and d is not None

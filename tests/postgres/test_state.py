@@ -15,7 +15,7 @@ from colfill.indicators.batch import enrich
 from colfill.indicators.spec import IndicatorSet
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
-from tests.live.test_handoff import source_bars
+from tests.live.conftest import flat_bars
 
 pytestmark = [pytest.mark.postgres]
 runner = CliRunner()
@@ -30,14 +30,14 @@ def test_state_from_postgres_and_back(pg_url: str, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     with PostgresStore(pg_url) as store:  # small pages: the keyset pagination crosses tickers and days
         pages = list(store.read_bars("bars_1m", ["ticker", "ts", "close"], batch_rows=997))
-    assert len(pages) > 3 and sum(p.num_rows for p in pages) == source_bars(src).height
+    assert len(pages) > 3 and sum(p.num_rows for p in pages) == flat_bars(src).height
     keys = pl.concat([pl.from_arrow(p) for p in pages])  # type: ignore[misc]
     assert keys.select("ticker", "ts").is_duplicated().sum() == 0 and keys.equals(keys.sort("ticker", "ts"))
 
     out = tmp_path / "state.parquet"
     res = runner.invoke(app, ["state", "export", "--store", pg_url, "--out", str(out)])
     assert res.exit_code == 0, res.output
-    _, want = enrich(source_bars(src), IndicatorSet.default())
+    _, want = enrich(flat_bars(src), IndicatorSet.default())
     got = pl.read_parquet(out).sort("ticker")
     assert got["n"].to_list() == want.sort("ticker")["n"].to_list()
     assert got["closes"].to_list() == want.sort("ticker")["closes"].to_list()

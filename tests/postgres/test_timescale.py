@@ -196,13 +196,15 @@ def test_too_old_timescaledb(monkeypatch: pytest.MonkeyPatch, recorded: list[tup
 # --- the server at hand ---------------------------------------------------------------------------------
 
 def test_plain_postgresql_path_and_notice(pg_url: str, db: Db) -> None:
-    if timescale_loaded(pg_url):
-        pytest.skip("this server has TimescaleDB: see tests/postgres/test_timescale_server.py")
+    """The database of the tests has no extension, so plain tables, whatever the server has."""
+    loaded = timescale_loaded(pg_url)
     with PostgresStore(pg_url) as s:
         report = s.init(INDICATORS)
         assert not report.hypertables and not s.hypertables
         installed = s.ts_available
-    if installed:  # the extension's files are there, but shared_preload_libraries does not load it
+    if loaded:  # TimescaleDB is there, not enabled in this database: hypertables only when asked
+        assert len(report.notices) == 1 and "is available but not enabled in database" in report.notices[0]
+    elif installed:  # the extension's files are there, but shared_preload_libraries does not load it
         assert len(report.notices) == 1 and "it is not in shared_preload_libraries" in report.notices[0]
     else:
         assert report.notices == ["TimescaleDB is not installed on this server: bars tables are plain PostgreSQL "
@@ -211,5 +213,6 @@ def test_plain_postgresql_path_and_notice(pg_url: str, db: Db) -> None:
     kinds = db.rows("SELECT relname, relkind FROM pg_class WHERE relnamespace = %s::regnamespace "
                     "AND relname IN ('bars_1m', 'bars_1d') ORDER BY 1", [f'"{db.schema}"'])
     assert kinds == [("bars_1d", "r"), ("bars_1m", "p")]  # bars_1m: a partition per day, made as days load
-    with pytest.raises(StoreError, match="not loaded" if installed else "does not have the TimescaleDB extension"):
-        PostgresStore(pg_url, timescale=True)
+    if not loaded:  # where it is loaded, timescale=True enables it: tests/postgres/test_timescale_server.py
+        with pytest.raises(StoreError, match="not loaded" if installed else "does not have the TimescaleDB extension"):
+            PostgresStore(pg_url, timescale=True)

@@ -18,14 +18,14 @@ import polars as pl
 import pytest
 from polygon import RESTClient
 
-from colfill.calendar import NEW_YORK
+from colfill.calendar import NEW_YORK, trading_days
 from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
-from colfill.sample import SPLIT_RATIO, generate, trading_days
+from colfill.sample import SPLIT_RATIO, generate
 from colfill.sources.rest import RestSettings
 from colfill.stores import open_store
+from tests.helpers import colfill, read_flat_files
 from tests.polygon_server import PolygonServer
-from tests.rest.test_rest_pipeline import read_all
 
 KEY = "adjusted-key-hunter2"
 START, END = dt.date(2024, 3, 1), dt.date(2024, 4, 12)
@@ -77,7 +77,7 @@ def view(data: Path, table: str, ticker: str) -> pl.DataFrame:
 def test_adjusted_views_equal_rest_adjusted_true(flatfiles: Path, tmp_path: Path) -> None:
     with PolygonServer(api_key=KEY) as srv:
         for dataset, timespan in (("minute_aggs_v1", "minute"), ("day_aggs_v1", "day")):
-            aapl = as_aggs(read_all(flatfiles, dataset)).filter(pl.col("ticker") == "AAPL").drop("ticker")
+            aapl = as_aggs(read_flat_files(flatfiles, dataset)).filter(pl.col("ticker") == "AAPL").drop("ticker")
             srv.add_aggs("AAPL", aapl.to_dicts(), timespan)
         srv.add_reference("splits", [
             {"ticker": "AAPL", "execution_date": SPLIT_DAY.isoformat(), "split_from": 1, "split_to": SPLIT_RATIO,
@@ -142,8 +142,6 @@ def test_adjusted_view_matches_a_recorded_polygon_answer(tmp_path: Path) -> None
 
 
 def test_installed_command_adjusts_for_dividends_when_asked(flatfiles: Path, tmp_path: Path) -> None:
-    from tests.rest.test_rest_pipeline import colfill
-
     with PolygonServer(api_key=KEY) as srv:
         srv.add_reference("splits", [{"ticker": "AAPL", "execution_date": SPLIT_DAY.isoformat(), "split_from": 1,
                                       "split_to": SPLIT_RATIO, "id": "s1"}])

@@ -3,6 +3,7 @@ REST day once it appears; either way the stored day bars equal those of the comp
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
@@ -10,10 +11,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from colfill.sources.rest import RestSettings
+from colfill.sample import generate
+from colfill.sources.flatfiles import FlatFiles
+from colfill.sources.gapfill import GapFilled
+from colfill.sources.rest import RestApi, RestSettings
+from colfill.sources.rest_bars import RestBars
+from tests.helpers import BIN, colfill
 from tests.pipeline.conftest import assert_frames_close, stored
 from tests.polygon_server import PolygonServer
-from tests.rest.test_rest_pipeline import BIN, END, KEY, START, backfill, colfill
+from tests.rest.conftest import END, KEY, START, backfill
 
 
 def test_missing_day_files_are_filled_from_rest_then_replaced(server: PolygonServer, flatfiles: Path,
@@ -68,3 +74,19 @@ def test_an_interrupted_rest_run_restarted_ends_with_the_same_rows(server: Polyg
     fetched = [p for _, p in server.requests[before:] if p.startswith("/v2/aggs/grouped/")]
     assert 0 < len(fetched) < 11  # only the days the first run had not committed
     assert_frames_close(stored(tmp_path / "d", "bars_1d"), stored(tmp_path / "complete", "bars_1d"), rel=0)
+
+
+def test_rest_and_gap_fill_list_only_sessions_not_hurricane_sandy(server: PolygonServer, tmp_path: Path) -> None:
+    """The NYSE closed 2012-10-29 and 30 for Hurricane Sandy: REST lists neither, and the gap fill takes the two
+    days without a file for closed days, not gaps (only the removed 10-31 is filled)."""
+    rest = RestBars(RestApi(RestSettings.from_env(url=server.url, api_key=KEY)), today=dt.date(2024, 1, 1))
+    listed = [o.date.isoformat() for o in rest.list("bars_1d", dt.date(2012, 10, 25), dt.date(2012, 11, 1))]
+    assert listed == ["2012-10-25", "2012-10-26", "2012-10-31", "2012-11-01"]
+    generate(tmp_path, dt.date(2012, 10, 25), dt.date(2012, 11, 1), tickers=2, datasets=("day_aggs_v1",))
+    (tmp_path / "us_stocks_sip" / "day_aggs_v1" / "2012" / "10" / "2012-10-31.csv.gz").unlink()
+    filled = GapFilled(FlatFiles(str(tmp_path)), rest)
+    objs = filled.list("bars_1d", dt.date(2012, 10, 25), dt.date(2012, 11, 1))
+    assert [(o.date.isoformat(), o.key.startswith("rest/")) for o in objs] == [
+        ("2012-10-25", False), ("2012-10-26", False), ("2012-10-31", True), ("2012-11-01", False)]
+    assert "1 trading day(s) missing from the flat files" in " ".join(filled.notes("bars_1d"))
+    assert not [p for _, p in server.requests if p.startswith("/v2/aggs/")]  # listing asks REST nothing

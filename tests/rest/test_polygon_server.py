@@ -51,7 +51,7 @@ def client(srv: PolygonServer, retries: int = 0, **kw: Any) -> RESTClient:
 def test_loopback_only_and_fixtures_found(srv: PolygonServer) -> None:
     assert srv.url.startswith("http://127.0.0.1:")
     assert srv._httpd.server_address[0] == "127.0.0.1"
-    assert MOCKS_DIR.parts[-5:] == ("fixtures", "polygon", "test_rest", "mocks") and MOCKS_DIR.is_dir()
+    assert MOCKS_DIR.parts[-4:] == ("fixtures", "polygon", "test_rest", "mocks") and MOCKS_DIR.is_dir()
     assert MOCKS_DIR.is_relative_to(Path(__file__).resolve().parents[2])  # inside the repository
 
 

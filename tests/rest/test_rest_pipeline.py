@@ -3,49 +3,20 @@ read from flat files end as the same stored rows, indicators included; refusals 
 
 from __future__ import annotations
 
-import datetime as dt
-import gzip
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-import polars as pl
-
-from colfill.indicators.spec import IndicatorSet
 from colfill.pipeline import BackfillJob, run
-from colfill.sources.flatfiles import CSV_SCHEMA
 from colfill.sources.rest import RestSettings
 from colfill.stores import open_store
+from tests.helpers import colfill, read_flat_files
 from tests.pipeline.conftest import assert_frames_close, stored
 from tests.polygon_server import PolygonServer
-
-KEY = "rest-key-hunter2"
-START, END = dt.date(2024, 3, 1), dt.date(2024, 3, 15)  # spans the DST change of 2024-03-10
-TICKERS = 6
-BIN = Path(sys.executable).with_name("colfill")
-
-
-def read_all(root: Path, dataset: str) -> pl.DataFrame:
-    paths = sorted((root / "us_stocks_sip" / dataset).rglob("*.csv.gz"))
-    return pl.concat(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None) for p in paths)
-
-
-def backfill(source: str, data: Path, tickers: tuple[str, ...] | None, rest: RestSettings | None = None,
-             tables: tuple[str, ...] = ("bars_1d", "bars_1m")) -> Any:
-    job = BackfillJob(source=source, start=START, end=END, data_dir=data, tables=tables, tickers=tickers,
-                      indicators=IndicatorSet.default(), rest=rest)
-    store = open_store(f"lake:///{data}")
-    try:
-        return run(job, store)
-    finally:
-        store.close()
+from tests.rest.conftest import END, KEY, START, TICKERS, backfill
 
 
 def test_rest_days_equal_flat_file_days(server: PolygonServer, flatfiles: Path, tmp_path: Path) -> None:
-    tickers = tuple(sorted(read_all(flatfiles, "day_aggs_v1")["ticker"].unique().to_list()))
+    tickers = tuple(sorted(read_flat_files(flatfiles, "day_aggs_v1")["ticker"].unique().to_list()))
     settings = RestSettings.from_env(url=server.url, api_key=KEY, rate="1000/s", workers=4)
     result = backfill("rest", tmp_path / "rest", tickers, settings)
     assert result.ok, [t.errors for t in result.tables]
@@ -97,12 +68,6 @@ def test_reference_and_corporate_phases_load_every_page_once(server: PolygonServ
         assert run(job, store).reference == {} and store.read_reference("tickers") is None
     finally:
         store.close()
-
-
-def colfill(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("COLFILL_", "POLYGON_", "MASSIVE_"))}
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=120, env=base | env,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_installed_command_from_rest_and_a_refused_key(server: PolygonServer, tmp_path: Path) -> None:

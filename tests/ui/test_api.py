@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
+from tests.helpers import wait_for
 from tests.ui.conftest import BAD_DAY, REMOVED_DAY, Server, colfill, serving
 
 HOSTILE = ["'; DROP TABLE bars_1m; --", "AAPL' OR '1'='1", 'x"; DROP VIEW bars_1d; --', "%' --", "🙂",
@@ -203,11 +205,13 @@ def test_the_dashboard_never_blocks_a_run(tmp_path: Path, kind: str) -> None:
         for path in ("/api/overview", "/api/coverage", "/api/bars/AAPL?tf=1m", "/api/meta/AAPL"):
             assert server.get(path)[0] == 200, path
         run("2024-01-12")  # while the dashboard is up, after it read everything
-        import time
 
-        time.sleep(1.2)  # the dashboard checks for new data at most every second
-        tables = {t["table"]: t for t in server.get("/api/overview")[1]["tables"]}
-        assert tables["bars_1d"]["days"] == 9 and tables["bars_1d"]["last_day"] == "2024-01-12"
+        def overview() -> dict[str, Any] | None:  # the dashboard checks for new data at most every second
+            tables = {t["table"]: t for t in server.get("/api/overview")[1]["tables"]}
+            return tables if tables["bars_1d"]["days"] == 9 else None
+
+        tables = wait_for(overview, timeout=10, every=0.2, what="the second run's days in /api/overview")
+        assert tables["bars_1d"]["last_day"] == "2024-01-12"
         status, bars, _ = server.get("/api/bars/AAPL?tf=1d")
         assert status == 200 and bars["points"] == 9
 
@@ -217,8 +221,8 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
 
     import pyarrow as pa
 
-    from colfill.reference import DATASETS, arrow_schema
-    from colfill.sample import trading_days
+    from colfill.bars import REFERENCE_TABLES, arrow_schema
+    from colfill.calendar import trading_days
     from colfill.stores import open_store
     from tests.ui.conftest import sample_source
 
@@ -231,7 +235,7 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
     split_day = days[len(days) // 2]  # where the sample's AAPL drops 4:1 (colfill.sample)
     store = open_store(f"lake:///{data.resolve()}")
     splits = pa.Table.from_pylist([{"ticker": "AAPL", "execution_date": split_day, "split_from": 1.0,
-                                    "split_to": 4.0, "id": "s1"}], schema=arrow_schema(DATASETS["splits"]))
+                                    "split_to": 4.0, "id": "s1"}], schema=arrow_schema(REFERENCE_TABLES["splits"]))
     store.write_reference("splits", splits)
     store.close()
     with serving("--data-dir", str(data)) as server:

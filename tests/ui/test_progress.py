@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 
 import polars as pl
@@ -17,16 +16,18 @@ from colfill.ui.resample import choose_width, columnar, resample
 
 
 def test_progress_file_shape_and_throttle(tmp_path: Path) -> None:
-    p = ProgressFile(tmp_path, interval=0.5)
+    seconds = [100.0]
+    p = ProgressFile(tmp_path, interval=0.5, clock=lambda: seconds[0])
     p.start("bars_1m", 10)
     first = json.loads((tmp_path / "progress" / "run.json").read_text())
     assert first["kind"] == "run" and first["pid"] == os.getpid() and first["finished"] is False
     assert first["tables"]["bars_1m"] == {"done": 0, "total": 10, "rows": 0, "rows_per_s": 0.0, "eta_s": None}
     for _ in range(5):
+        seconds[0] += 0.09
         p.advance("bars_1m", 100)
     throttled = json.loads((tmp_path / "progress" / "run.json").read_text())
-    assert throttled["tables"]["bars_1m"]["done"] < 5  # written at most every 0.5 s
-    time.sleep(0.55)
+    assert throttled["tables"]["bars_1m"]["done"] == 0  # 0.45 s after the last write: none of the five written
+    seconds[0] += 0.1
     p.advance("bars_1m", 100)
     now = read_progress(tmp_path)
     assert now is not None and now["alive"] and not now["stale"]

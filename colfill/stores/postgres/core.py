@@ -13,9 +13,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from colfill import dialect as sql
 from colfill.config import env
+from colfill.dialect import POSTGRES
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError, StoreUnreachable
-from colfill.stores import sql
 from colfill.stores import timescale as tsdb
 from colfill.stores.postgres.schema import (
     DAY_PARTITIONED,
@@ -35,7 +36,6 @@ from colfill.stores.postgres.session import (
     _Session,
     _sqlstate,
 )
-from colfill.stores.sql import POSTGRES
 
 NOT_PRELOADED = ("TimescaleDB is installed on the server at {where} but not loaded (it is not in "
                  "shared_preload_libraries)")

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from colfill.calendar import NEW_YORK
+from colfill.dialect import POSTGRES
 from colfill.errors import SchemaMismatch, TransientError
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch
 from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import KEY, check_name
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate, retrying
-from colfill.stores.sql import POSTGRES
 
 STAGE = "colfill_live_stage"
 _ARROW = {"double precision": pa.float64(), "bigint": pa.int64()}  # casts a batch's numbers into these columns

@@ -8,13 +8,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from colfill.dialect import POSTGRES
 from colfill.errors import SchemaMismatch, StoreError, TransientError
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch, day_bounds
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.schema import KEY, MANIFEST, check_name, distinct_tickers_sql, pg_array
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Conflict, _Retry, _Session, _sqlstate, retrying
-from colfill.stores.sql import POSTGRES
 
 _MANIFEST_UPSERT = POSTGRES.upsert(("table_name", "date", "lineage"), (
     "source_key", "etag", "size", "fingerprint", "rows", "status", "loaded_at"))

@@ -3,16 +3,16 @@ that an existing table is one colfill can load into."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
+from colfill.config import redact, url_secrets
+from colfill.dialect import POSTGRES
 from colfill.errors import InvalidArgument, SchemaMismatch
 from colfill.stores.postgres.session import _Session
-from colfill.stores.sql import POSTGRES
 
 MANIFEST = "colfill_files"
 KEY = ("ticker", "ts")
@@ -140,11 +140,8 @@ class PgTarget:
     secrets: tuple[str, ...]
 
     def scrub(self, text: str) -> str:
-        """`text` without the password (raw or percent-decoded) and with the URL redacted."""
-        text = text.replace(self.dsn, self.display)
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        """`text` with the URL as the user gave it (not libpq's) and no password (raw or percent-decoded)."""
+        return redact(text.replace(self.dsn, self.display), self.secrets)
 
     def with_dbname(self, dbname: str) -> str:
         parts = urlsplit(self.dsn)
@@ -161,12 +158,8 @@ def parse_url(url: str) -> PgTarget:
     """
     parts = urlsplit(url)
     scheme, _, driver = parts.scheme.partition("+")
-    secrets: list[str] = []
-    if parts.password:
-        secrets += [parts.password, unquote(parts.password)]
     query = parse_qsl(parts.query, keep_blank_values=True)
-    secrets += [v for k, v in query if k == "password" and v]
-    display = _redact(url)
+    display = redact(url)
     if scheme not in ("postgresql", "postgres"):
         raise InvalidArgument(f"--db {display!r} is not a postgresql:// URL")
     driver = driver or "auto"
@@ -185,14 +178,7 @@ def parse_url(url: str) -> PgTarget:
     dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept, safe="/:"), ""))
     dbname = unquote(parts.path.lstrip("/")) or dict(kept).get("dbname") or unquote(parts.username or "")
     return PgTarget(dsn=dsn, display=display, dbname=dbname, schema=schema, driver=driver,
-                    secrets=tuple(sorted({s for s in secrets if s}, key=len, reverse=True)))
-
-
-def _redact(url: str) -> str:
-    from colfill.stores import redact_url
-
-    shown = redact_url(url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", shown)
+                    secrets=url_secrets(url))
 
 
 def distinct_tickers_sql(rel: str) -> str:

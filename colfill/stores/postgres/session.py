@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from colfill.dialect import POSTGRES
 from colfill.stores.postgres.encode import encode_pgcopy
-from colfill.stores.sql import POSTGRES
 
 T = TypeVar("T")
 _TRANSIENT_STATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}

@@ -11,12 +11,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from colfill import dialect as sql
+from colfill.dialect import POSTGRES
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError
-from colfill.stores import sql
 from colfill.stores.base import STATE_TABLE
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.session import _AdbcSession
-from colfill.stores.sql import POSTGRES
 
 _ARROW = {"text": pa.string(), "bigint": pa.int64(), "double precision": pa.float64(),  # state column -> Arrow
           "timestamp with time zone": pa.timestamp("us", tz="UTC"), "date": pa.date32(),

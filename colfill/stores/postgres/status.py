@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from colfill.bars import BAR_TABLES
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import BAR_TABLES, STATE_TABLE
+from colfill.stores.base import STATE_TABLE
 from colfill.stores.postgres.core import _StoreCore
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql
 

@@ -7,17 +7,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from colfill import dialect as sql
+from colfill.bars import BAR_TABLES
+from colfill.dialect import POSTGRES
 from colfill.errors import StoreError
-from colfill.stores import sql
 from colfill.stores import timescale as tsdb
-from colfill.stores.base import BAR_TABLES, LoadBatch
+from colfill.stores.base import LoadBatch
 from colfill.stores.postgres.compress import _Compressing
 from colfill.stores.postgres.live import _LiveWrites
 from colfill.stores.postgres.load import _Loading
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, bars_schema
 from colfill.stores.postgres.state import _StateHandoff
 from colfill.stores.postgres.status import _Status
-from colfill.stores.sql import POSTGRES
 
 
 @dataclass
@@ -80,10 +81,10 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
                           list(self.notices))
 
     def write_reference(self, table: str, rows: pa.Table) -> int:
-        """Upsert reference rows (`colfill.reference`) by the dataset's key, in one statement over arrays."""
-        from colfill.reference import DATASETS, arrow_schema
+        """Upsert reference rows (`colfill.bars`) by the dataset's key, in one statement over arrays."""
+        from colfill.bars import REFERENCE_TABLES, arrow_schema
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         names = [n for n, _ in ds.columns]
         arrays = ", ".join(f"%s::{POSTGRES.sql_type(f.type)}[]" for f in arrow_schema(ds))
         source = f"unnest({arrays}) AS r({', '.join(POSTGRES.quote(n) for n in names)})"
@@ -120,9 +121,9 @@ class PostgresStore(_LiveWrites, _Loading, _Compressing, _Status, _StateHandoff)
         return lines
 
     def read_reference(self, table: str) -> pa.Table | None:
-        from colfill.reference import DATASETS, arrow_schema
+        from colfill.bars import REFERENCE_TABLES, arrow_schema
 
-        ds = DATASETS[table]
+        ds = REFERENCE_TABLES[table]
         if not self._read("SELECT 1 WHERE to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
             return None
         rows = self._read_rows(f"SELECT {', '.join(POSTGRES.quote(n) for n, _ in ds.columns)} FROM {self._rel(table)}")

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from colfill.bars import STATE_TABLE
 from colfill.errors import SchemaMismatch
-from colfill.stores.base import STATE_TABLE
 
 NY = "America/New_York"
 

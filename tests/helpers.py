@@ -1,0 +1,51 @@
+"""Helpers that tests of several packages share: the installed command, the sample's flat files read without
+colfill's reader, and waiting on a condition instead of sleeping a guessed time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+
+from colfill.sources.flatfiles import CSV_SCHEMA
+
+T = TypeVar("T")
+
+BIN = Path(sys.executable).with_name("colfill")
+# The command's environment: none of the developer's colfill settings or API keys, a wide terminal for its messages.
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("COLFILL_", "POLYGON_", "MASSIVE_"))} | {
+    "COLUMNS": "160"}
+
+
+def colfill(*args: str, cwd: Path | None = None, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as users and schedulers run it (the entry point decides exit codes)."""
+    assert BIN.exists(), f"the console script is not installed at {BIN} (pip install -e .)"
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=ENV | env, stdin=subprocess.DEVNULL)
+
+
+def read_flat_files(root: Path, dataset: str, until: dt.date | None = None) -> pl.DataFrame:
+    """Every row of the sample's `dataset` files (up to `until`), read here, not by colfill's reader."""
+    paths = [p for p in sorted((root / "us_stocks_sip" / dataset).rglob("*.csv.gz"))
+             if until is None or dt.date.fromisoformat(p.name[:10]) <= until]
+    return pl.concat(pl.read_csv(gzip.decompress(p.read_bytes()), schema=CSV_SCHEMA, null_values=None) for p in paths)
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, every: float = 0.02, what: str = "the condition") -> T:
+    """`predicate()` once it is truthy, polled every `every` seconds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s (last: {value!r})")
+        time.sleep(every)
