@@ -10,7 +10,13 @@ Faults, each for the next connection that reaches it:
 - `drop_after(n, resend=r)`: abort the connection (no close frame, as a network drop looks) after `n` more
   frames, and make the next connection start `r` frames back (a resend: bars received twice);
 - `kick(status)`: send a `max_connections`, `force_disconnect` or `slow_consumer` status, then close;
+- `outage()` ... `resume()`: abort the connection and every new one until `resume()`; the frames published
+  meanwhile are never sent (no replay, as on the real feed): the next connection starts at the tape's end;
 - a wrong key gets `auth_failed` and a close.
+
+A REST face: `rest=PolygonServer(...)` adds every minute bar to that REST replay server as it is published
+(the feed's timeline: a bar exists once its minute's event went out, a revision replaces it once sent), whether
+or not a client was connected to receive it.
 
 `stamp=True` records the wall-clock time each bar left (`sent_at[(sym, s)]`), for latency benchmarks.
 """
@@ -50,8 +56,12 @@ def minute_bar(sym: str, s: int, close: float, volume: float = 100.0, **extra: A
 class PolygonWsServer:
     """The server in a background thread (see the module docstring); a context manager."""
 
-    def __init__(self, api_key: str = "test-key", market: str = "stocks", stamp: bool = False) -> None:
+    def __init__(self, api_key: str = "test-key", market: str = "stocks", stamp: bool = False,
+                 rest: Any = None) -> None:
         self.api_key = api_key
+        self.rest = rest
+        self.down = False
+        self._live: set[Any] = set()
         self.market = market
         self.stamp = stamp
         self.tape: list[list[dict[str, Any]]] = []
@@ -116,6 +126,15 @@ class PolygonWsServer:
         frames = [events[i:i + per_frame] for i in range(0, len(events), per_frame)]
         with self._lock:
             self.tape.extend(frames)
+        if self.rest is not None:
+            by_sym: dict[str, list[dict[str, Any]]] = {}
+            for e in events:
+                if e.get("ev") == "AM":
+                    by_sym.setdefault(e["sym"], []).append({"t": e["s"], "o": e["o"], "h": e["h"], "l": e["l"],
+                                                            "c": e["c"], "v": e["v"], "vw": e.get("vw"),
+                                                            "n": e.get("z")})
+            for sym, bars in by_sym.items():
+                self.rest.add_aggs(sym, bars)
         self._poke()
 
     def play(self, events: Sequence[dict[str, Any]], rate: float, per_frame: int = 1) -> threading.Thread:
@@ -153,6 +172,21 @@ class PolygonWsServer:
             self._kicks.append(status)
         self._poke()
 
+    def outage(self) -> None:
+        """Drop the connection now and refuse (abort) every new one until `resume()`."""
+        self.down = True
+        loop = self._loop
+        if loop is not None:
+            for ws in list(self._live):
+                loop.call_soon_threadsafe(ws.transport.abort)
+
+    def resume(self) -> None:
+        """End the outage: what was published meanwhile is skipped, the next connection starts at the tape's end."""
+        with self._lock:
+            self.cursor = len(self.tape)
+            self.down = False
+        self._poke()
+
     def pending(self) -> int:
         with self._lock:
             return len(self.tape) - self.cursor
@@ -167,6 +201,10 @@ class PolygonWsServer:
         from websockets.exceptions import ConnectionClosed
 
         self.connections += 1
+        if self.down:
+            ws.transport.abort()
+            return
+        self._live.add(ws)
         try:
             await ws.send(json.dumps([{"ev": "status", "status": "connected", "message": "Connected Successfully"}]))
             topics: set[str] = set()
@@ -193,6 +231,8 @@ class PolygonWsServer:
                 reader.cancel()
         except ConnectionClosed:
             return
+        finally:
+            self._live.discard(ws)
 
     async def _read(self, ws: Any, topics: set[str]) -> None:
         async for raw in ws:
@@ -232,7 +272,7 @@ class PolygonWsServer:
                 ws.transport.abort()  # a network drop: no close frame
                 return
             frame = None
-            if topics:
+            if topics and not self.down:
                 with self._lock:
                     if self.cursor < len(self.tape):
                         frame = [e for e in self.tape[self.cursor] if self._wanted(e, topics)]

@@ -42,10 +42,20 @@ def live(
                                                 "stored (a thread of its own stores it right after): the lowest "
                                                 "latency on the bus; a crash may leave the last bars published "
                                                 "but not stored. Default: stored, then published.")] = False,
+    rest_url: Annotated[str | None, typer.Option(envvar="COLFILL_REST_URL", show_envvar=True,
+                                                 help="REST host the gaps are filled from (default "
+                                                 "https://api.massive.com).")] = None,
+    rate: Annotated[str | None, typer.Option(envvar="COLFILL_REST_RATE", show_envvar=True,
+                                             help="REST requests allowed for the fills, e.g. 100/s (the default) "
+                                             "or 5/min.")] = None,
+    no_gap_fill: Annotated[bool, typer.Option("--no-gap-fill", help="Do not fill from REST: neither the minutes "
+                                              "since the last stored bar at start nor those missed while "
+                                              "disconnected.")] = False,
 ) -> None:
     """Follow live minute bars: indicators continue the backfill's, rows are upserted into the store
     (bars_1m; a revised minute replaces its row) and published on the bus. Runs until Ctrl-C or SIGTERM,
     then flushes everything received and exits 0. Exit 3: the key is refused or another connection took over.
+    At start, and after every reconnect, the minutes the stream did not bring are filled from REST.
     """
     from colfill import interrupt
     from colfill.bus import open_bus
@@ -53,13 +63,16 @@ def live(
     from colfill.config import redact
     from colfill.errors import InvalidArgument
     from colfill.live.engine import DataIngestionEngine
+    from colfill.live.gapfill import GapFiller
     from colfill.sources.live import LiveDataSource, LiveSettings
+    from colfill.sources.rest import RestApi, RestSettings
     from colfill.stores import open_store
     from colfill.target import resolve
 
     if batch_size < 1 or flush_interval <= 0:
         raise InvalidArgument("--batch-size must be at least 1 and --flush-interval above 0")
     settings = LiveSettings.from_env(tickers, url=ws_url, api_key=api_key, delayed=delayed)
+    rest = None if no_gap_fill else RestApi(RestSettings.from_env(url=rest_url, api_key=api_key, rate=rate))
     err = console(stderr=True)
     store = open_store(resolve(db, data_dir), load_workers=1)
     try:
@@ -67,10 +80,12 @@ def live(
         try:
             engine = DataIngestionEngine(storage=store, message_bus=bus, batch_size=batch_size,
                                          flush_interval=flush_interval, indicators=indicators, track_last=True,
-                                         write_behind=publish_first)
+                                         write_behind=publish_first,
+                                         gap_fill=GapFiller(rest, rest.settings.workers) if rest else None)
             source = LiveDataSource(settings)
             err.print(f"colfill live: {source.describe()} → {store.describe()}, bus "
-                      f"{redact(redis) if redis else 'in-process'}", highlight=False)
+                      f"{redact(redis) if redis else 'in-process'}, gaps filled from "
+                      f"{rest.settings.url if rest else 'nowhere (--no-gap-fill)'}", highlight=False)
             engine.prepare(source.timeframe)
             for notice in engine.notices:
                 err.print(f"  {notice}", highlight=False)
@@ -84,6 +99,8 @@ def live(
             bus.close()
     finally:
         store.close()
+        if rest is not None:
+            rest.close()
     _summary(err, engine, source, time.time() - started, saved)
     raise typer.Exit(0)
 
@@ -93,7 +110,8 @@ def _summary(err: Console, engine: DataIngestionEngine, source: LiveDataSource, 
     err.print(f"colfill live: {s.bars_in:,} bars received, {s.published:,} published, {s.stored:,} stored; "
               f"{s.duplicates:,} duplicates dropped, {s.revisions:,} revisions, {s.late:,} late corrections not "
               f"applied, {s.rejected:,} older than the backfill, {s.invalid:,} invalid (see the log); "
-              f"{h.reconnects} reconnects in {seconds:.0f} s",
+              f"{h.reconnects} reconnects in {seconds:.0f} s; {s.fills} gap fills from REST: {s.filled:,} bars "
+              f"inserted, {s.filled_revised:,} revised, {s.unfilled:,} tickers' gaps not filled",
               highlight=False, soft_wrap=True)
     if saved:
         err.print(f"  saved the indicator state of {saved:,} tickers (indicator_state), so the next run continues it",
@@ -139,7 +157,7 @@ class LiveTable:
         head = Text.from_markup(
             f"{state}  bars {s.published:,}  {s.bars_per_s():,.0f} bars/s  lag {_span(s.lag_ms / 1000)} behind the "
             f"bar's end  backlog {s.behind_ms:,.0f} ms  reconnects {health.reconnects}  duplicates {s.duplicates:,}  "
-            f"revisions {s.revisions:,}")
+            f"revisions {s.revisions:,}  fills {s.fills} (+{s.filled:,} bars)")
         cols, room = [], self.console.width - 42  # what ticker, bar, close and volume leave
         for name in _indicator_columns(engine):  # as many indicators as fit, in the set's order
             room -= max(len(name), 8) + 2

@@ -22,6 +22,10 @@ writer thread that upserts what has queued up, in order, in one transaction (eve
 **Validation, duplicates and revisions** (stream mode): `colfill.live.tracker`; the batching is
 `colfill.live.batcher`, the write-behind `colfill.live.writer`.
 
+**Gaps** (`gap_fill`, `colfill.live.gapfill`): at start each ticker is caught up from REST (its last stored bar
+to now) before the first frame; after every reconnect the minutes missed are fetched while the new frames are
+held, then run through the tracker ahead of them, published with `"filled": true`.
+
 The processors start from the state of the last backfill in the store (the saved `indicator_state` for the
 indicator set, else the state computed from the stored bars; `colfill.live.stored_state`), so live
 indicators continue the backfill's exactly.
@@ -41,6 +45,7 @@ import pyarrow as pa
 from colfill.bars import rows_to_table, table_of
 from colfill.errors import InvalidArgument, SourceUnreachable
 from colfill.live.batcher import Batching, Chunks
+from colfill.live.gapfill import MINUTE, Fill, GapFiller, session_start_ms
 from colfill.live.stats import IngestStats
 from colfill.live.tracker import Tracker
 from colfill.live.writer import WriteBehind
@@ -71,7 +76,8 @@ class DataIngestionEngine:
     def __init__(self, processors: Sequence[Processor] | None = None, storage: Store | str | None = None,
                  message_bus: MessageBus | str | None = None, batch_size: int = 10_000, flush_interval: float = 1.0,
                  adaptive: bool = True, indicators: IndicatorSet | str | None = None, status_every: float = 1.0,
-                 status_name: str = "live", track_last: bool = False, write_behind: bool = False) -> None:
+                 status_name: str = "live", track_last: bool = False, write_behind: bool = False,
+                 gap_fill: GapFiller | None = None) -> None:
         if batch_size < 1:
             raise InvalidArgument(f"batch_size {batch_size} must be at least 1")
         self._own_store = isinstance(storage, str)
@@ -96,6 +102,9 @@ class DataIngestionEngine:
         self.track_last = track_last
         self.write_behind = write_behind
         self._writer: WriteBehind | None = None
+        self.gap_fill = gap_fill
+        self.fills: list[Fill] = []
+        self._filled_to: int | None = None  # the end of the last catch-up or fill (epoch ms)
         self.stats = IngestStats()
         self.tracker = Tracker(self.stats)
         self.last: dict[str, dict[str, Any]] = {}  # ticker -> its last published row (with track_last)
@@ -169,7 +178,9 @@ class DataIngestionEngine:
         next_status = time.monotonic()
         error: BaseException | None = None
         try:
+            self._catch_up(source, timeframe)
             while stop is None or not stop.is_set():
+                self._refill(source, timeframe)
                 now = time.monotonic()
                 if now >= next_status:
                     self._status()
@@ -204,6 +215,7 @@ class DataIngestionEngine:
         """What the source received before it stopped: flushed, whatever else went wrong."""
         while True:
             try:
+                self._refill(source, timeframe)
                 chunks = source.poll(0, self.batch_size)
             except Exception:  # the source's own refusal, re-raised by `_stream` already or next
                 return
@@ -228,8 +240,69 @@ class DataIngestionEngine:
     def _batching(self) -> Batching:
         return Batching(self.batch_size, self.flush_interval, self.adaptive)
 
-    def flush(self, timeframe: str, chunks: Chunks) -> int:
-        """Validate, deduplicate, process, store and publish one micro-batch of chunks; bars published."""
+    # -- gaps --
+
+    def _followed(self, source: Any) -> list[str]:
+        tickers = list(getattr(getattr(source, "settings", None), "tickers", ()) or ())
+        return self.tracker.tickers() if "*" in tickers else tickers
+
+    def _catch_up(self, source: Any, timeframe: str) -> None:
+        """Before the first frame: each followed ticker from its last stored bar (else 04:00 New York today) to
+        now, from REST (with `*`, no ticker is known yet: none)."""
+        if self.gap_fill is None or timeframe != "1m" or not hasattr(source, "take_gap"):
+            return
+        from colfill.live.incremental import IncrementalIndicatorProcessor
+
+        procs = self.processors or []
+        stored = procs[0].last_times() if procs and isinstance(procs[0], IncrementalIndicatorProcessor) else {}
+        now = int(time.time() * 1000)
+        first = session_start_ms(now)
+        spans = {t: (stored[t] + MINUTE if t in stored else first, now) for t in self._followed(source)}
+        if spans:
+            self._fill(timeframe, "catch-up", spans)
+        self._filled_to = now
+
+    def _refill(self, source: Any, timeframe: str) -> None:
+        """After a reconnect: the minutes from LOOKBACK before the last bar received (or the last fill) up to the
+        first minute the new connection brought, ahead of its frames (held by the source meanwhile)."""
+        gap = source.take_gap() if hasattr(source, "take_gap") else None
+        if gap is None or self.gap_fill is None or timeframe != "1m":
+            return
+        last = self.tracker.latest()
+        since = last if last is not None else self._filled_to if self._filled_to is not None else gap.first_t
+        start = min(since, gap.first_t) - self.gap_fill.lookback * MINUTE
+        spans = dict.fromkeys(self._followed(source), (start, gap.first_t))
+        if spans:
+            self._fill(timeframe, "reconnect", spans)
+        self._filled_to = gap.first_t
+
+    def _fill(self, timeframe: str, why: str, spans: dict[str, tuple[int, int]]) -> Fill:
+        assert self.gap_fill is not None
+        started = time.perf_counter()
+        fetched = self.gap_fill.fetch(spans)
+        revisions = self.stats.revisions
+        published = self.flush(timeframe, [(time.time(), fetched.rows)], filled=True) if fetched.rows else 0
+        revised = self.stats.revisions - revisions
+        fill = Fill(why, len(spans), min(s for s, _ in spans.values()), max(e for _, e in spans.values()),
+                    published - revised, revised, time.perf_counter() - started, fetched.failed, fetched.error)
+        self.fills.append(fill)
+        self.stats.fills += 1
+        self.stats.filled += fill.inserted
+        self.stats.filled_revised += fill.revised
+        self.stats.unfilled += len(fill.failed)
+        (log.warning if fill.failed else log.info)("%s", fill.describe())
+        self._notice(fill.describe())
+        self._status()
+        return fill
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+        if self.on_notice is not None:
+            self.on_notice(message)
+
+    def flush(self, timeframe: str, chunks: Chunks, filled: bool = False) -> int:
+        """Validate, deduplicate, process, store and publish one micro-batch of chunks; bars published
+        (`filled`: bars of a gap fill, so marked on the bus)."""
         admitted = self.tracker.admit(chunks)
         if not admitted.rows:
             return 0
@@ -237,7 +310,7 @@ class DataIngestionEngine:
         tickers = out["ticker"].to_pylist()
         t_ms = out["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
         picked = [admitted.meta[admitted.index[k]] for k in zip(tickers, t_ms)]
-        published = self._write(timeframe, out, [m[1] for m in picked], [m[0] for m in picked])
+        published = self._write(timeframe, out, [m[1] for m in picked], [m[0] for m in picked], filled)
         self.tracker.published(tickers, t_ms)
         if picked:
             now = time.time()
@@ -283,7 +356,8 @@ class DataIngestionEngine:
             table = table.drop_columns(["timeframe"])
         return table
 
-    def _write(self, timeframe: str, out: pa.Table, revision: list[bool] | None, received: list[float] | None) -> int:
+    def _write(self, timeframe: str, out: pa.Table, revision: list[bool] | None, received: list[float] | None,
+               filled: bool = False) -> int:
         stats = self.stats
         if not out.num_rows:
             return 0
@@ -293,7 +367,8 @@ class DataIngestionEngine:
             stats.stored += self.storage.upsert_live(table, out)  # type: ignore[attr-defined]
         published = out.num_rows
         if self.bus is not None:
-            published = self.bus.publish(timeframe, out, revision if revision is not None else False)
+            message = out.append_column("filled", pa.array([True] * out.num_rows, pa.bool_())) if filled else out
+            published = self.bus.publish(timeframe, message, revision if revision is not None else False)
         if behind:
             if self._writer is None:
                 self._writer = WriteBehind(self.storage, table, stats)  # type: ignore[arg-type]
@@ -325,15 +400,16 @@ class DataIngestionEngine:
         tickers = list(getattr(getattr(source, "settings", None), "tickers", ()) or sorted(self.last))
         return {"kind": "live", "tickers": tickers, "bars": self.stats.published,
                 "bars_per_s": round(self.stats.bars_per_s(), 1), "lag_ms": round(self.stats.lag_ms, 1),
-                "reconnects": getattr(health, "reconnects", 0), "updated_ms": time.time() * 1000}
+                "reconnects": getattr(health, "reconnects", 0), "fills": self.stats.fills,
+                "filled": self.stats.filled, "filled_revised": self.stats.filled_revised,
+                "unfilled": self.stats.unfilled, "last_fill": self.fills[-1].as_status() if self.fills else None,
+                "updated_ms": time.time() * 1000}
 
     def _status(self, final: bool = False) -> None:
         source = self._source
         if source is not None and hasattr(source, "notices"):
             for message in source.notices():
-                self.notices.append(message)
-                if self.on_notice is not None:
-                    self.on_notice(message)
+                self._notice(message)
         if self.bus is not None:
             try:
                 self.bus.publish_status(self.status_name, self.status())

@@ -265,6 +265,12 @@ class IncrementalIndicatorProcessor:
 
     # -- state ------------------------------------------------------------------------------------------
 
+    def last_times(self, timeframe: str | None = None) -> dict[str, int]:
+        """Each ticker's last bar start (epoch ms) in `timeframe` (this engine's by default): where a catch-up
+        of the store's backfill starts."""
+        tf = timeframe or self.timeframe
+        return {k[0]: s.last_t for k, s in self._syms.items() if k[1] == tf and s.n}
+
     def export_state(self, keys: Iterable[tuple[str, str]] | None = None) -> pl.DataFrame:
         """The state table (`colfill.indicators.state`) of every symbol, or of `keys`, sorted."""
         import polars as pl

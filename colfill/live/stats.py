@@ -22,6 +22,10 @@ class IngestStats:
     stored: int = 0
     published: int = 0
     batches: int = 0
+    fills: int = 0  # gap fills from REST (the start-up catch-up and one after each reconnect)
+    filled: int = 0  # bars they inserted
+    filled_revised: int = 0  # bars they revised
+    unfilled: int = 0  # tickers a fill could not fetch (reported)
     started: float = field(default_factory=time.time)
     last_publish: float = 0.0
     lag_ms: float = 0.0  # publication time minus the end of the latest bar published

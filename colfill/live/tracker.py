@@ -97,6 +97,14 @@ class Tracker:
                     meta.append((received, s.published_t == t, end))
         return Admitted(rows, meta, keep)
 
+    def tickers(self) -> list[str]:
+        """The tickers received so far, sorted (what `*` follows)."""
+        return sorted(self._seen)
+
+    def latest(self) -> int | None:
+        """The latest minute received of any ticker (epoch ms), None before the first bar."""
+        return max((s.last_t for s in self._seen.values()), default=None)
+
     def published(self, tickers: list[str], t_ms: list[int]) -> None:
         for ticker, t in zip(tickers, t_ms):
             self._seen[ticker].published_t = t

@@ -179,6 +179,14 @@ class _AttemptLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 _END = object()
 
 
+@dataclass(frozen=True)
+class Reconnected:
+    """Queued before the first bars of a connection after the first: the bars sent while away are missing.
+    `first_t`: the latest minute start (epoch ms) in that first frame."""
+
+    first_t: int
+
+
 class LiveDataSource:
     """Minute (or second) bars of `settings.tickers` from the WebSocket (see the module docstring).
 
@@ -200,6 +208,8 @@ class LiveDataSource:
         self._client: Any = None
         self._thread: threading.Thread | None = None
         self._carried = False  # the current connection has delivered bars (resets the backoff)
+        self._fresh = False  # a reconnection that has not delivered bars yet
+        self._gap: Reconnected | None = None  # met by poll(), not yet taken by the engine
 
     def describe(self) -> str:
         topics = self.settings.topics
@@ -214,12 +224,19 @@ class LiveDataSource:
 
     def poll(self, timeout: float | None, max_rows: int | None = None) -> list[Chunk]:
         """Chunks received: waits up to `timeout` s for the first, then takes what is queued without waiting
-        (at most about `max_rows` bars)."""
+        (at most about `max_rows` bars). A reconnection ends the chunks returned; until `take_gap()` takes it,
+        nothing more is returned (the new connection's frames are held while the gap is filled)."""
         out: list[Chunk] = []
         rows = 0
+        if self._gap is not None:
+            time.sleep(min(timeout or 0.0, 0.05))
+            return out
         try:
             item = self._queue.get_nowait() if timeout == 0 else self._queue.get(timeout=timeout)
             while True:
+                if isinstance(item, Reconnected):
+                    self._gap = item
+                    return out
                 if item is _END:
                     if out:
                         self._queue.put(_END)  # raised on the next poll, after these chunks are flushed
@@ -235,6 +252,11 @@ class LiveDataSource:
                 item = self._queue.get_nowait()
         except queue.Empty:
             return out
+
+    def take_gap(self) -> Reconnected | None:
+        """The reconnection `poll()` stopped at, if any (cleared: polling goes on with the new connection)."""
+        gap, self._gap = self._gap, None
+        return gap
 
     def finished(self) -> bool:
         """True once the reader has stopped (closed, or a fatal refusal) and its queue may hold nothing more."""
@@ -256,6 +278,7 @@ class LiveDataSource:
         self.open()
         try:
             while stop is None or not stop.is_set():
+                self.take_gap()  # batch view: no refill
                 chunks = self.poll(0.5)
                 if chunks:
                     yield rows_to_table([r for _, rows in chunks for r in rows])
@@ -390,6 +413,7 @@ class LiveDataSource:
         if not health.connected:
             health.connected = True
             health.connects += 1
+            self._fresh = health.connects > 1
         rows, statuses, bad = parse_frame(raw, EVENTS[self.timeframe])
         health.frames += 1
         if bad:
@@ -399,6 +423,9 @@ class LiveDataSource:
         if rows:
             health.bars += len(rows)
             self._carried = True
+            if self._fresh:
+                self._fresh = False
+                self._queue.put(Reconnected(max(r[1] for r in rows)))
             self._queue.put((received, rows))
         for status in statuses:
             await self._on_status(status)

@@ -98,3 +98,41 @@ def test_a_signal_flushes_everything_received_and_exits_0(signum: int, tmp_path:
     assert rows[-1][2] == 20.0 + 79 and abs(rows[-1][3] - sum(20.0 + i for i in range(75, 80)) / 5) < 1e-9
     final = json.loads(client.get("colfill:status:live") or b"{}")
     assert final.get("bars") == len(first) + len(second)
+
+
+@pytest.mark.slow
+def test_an_outage_is_filled_from_rest_through_the_installed_command(tmp_path: Path) -> None:
+    from tests.polygon_server import PolygonServer
+
+    tickers = ["GX", "GY"]
+    bars = [[minute_bar(t, T0 + i * MIN, 30.0 + i * 0.5 + k) for k, t in enumerate(tickers)] for i in range(20)]
+    data = tmp_path / "data"
+    with PolygonServer(api_key=KEY, mocks=None) as rest, PolygonWsServer(api_key=KEY, rest=rest) as srv:
+        for minute in bars[:8]:
+            srv.publish(minute, per_frame=2)
+        proc = start("--tickers", ",".join(tickers), "--ws-url", srv.url, "--rest-url", rest.url, "--rate", "50/s",
+                     "--data-dir", str(data), "--indicators", "sma:5,rsi:3")
+        deadline = time.monotonic() + 60
+        while srv.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        srv.outage()
+        for minute in bars[8:13]:  # never on the socket
+            srv.publish(minute, per_frame=2)
+        srv.resume()
+        for minute in bars[13:]:
+            srv.publish(minute, per_frame=2)
+        while (srv.pending() or srv.connections < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == errors.OK, err
+    assert "gap fill (reconnect)" in err and "2 gap fills from REST: 12 bars inserted" in " ".join(err.split())
+    assert KEY not in out + err
+    con = duckdb.connect(str(data / "colfill.duckdb"), read_only=True)
+    try:
+        rows = con.sql("SELECT ticker, epoch_ms(ts), close FROM bars_1m ORDER BY ticker, ts").fetchall()
+    finally:
+        con.close()
+    assert rows == sorted((b["sym"], b["s"], b["c"]) for minute in bars for b in minute)

@@ -39,10 +39,15 @@ def topics(srv: PolygonWsServer) -> list[set[str]]:
     return [set(params.split(",")) for params in srv.subscribes]
 
 
-def collect(src: LiveDataSource, n: int, timeout: float = 10.0) -> list[tuple[Any, ...]]:
+def collect(src: LiveDataSource, n: int, timeout: float = 10.0, gaps: list[Any] | None = None
+            ) -> list[tuple[Any, ...]]:
+    """`n` rows polled; the reconnections met (which hold polling until taken) appended to `gaps`."""
     rows: list[tuple[Any, ...]] = []
     deadline = time.monotonic() + timeout
     while len(rows) < n and time.monotonic() < deadline:
+        gap = src.take_gap()
+        if gap is not None and gaps is not None:
+            gaps.append(gap)
         for _, chunk in src.poll(0.2):
             rows.extend(chunk)
     return rows
@@ -100,7 +105,8 @@ def test_a_drop_mid_stream_reconnects_and_resubscribes() -> None:
         src = source(srv)
         src.open()
         try:
-            rows = collect(src, 12)
+            gaps: list[Any] = []
+            rows = collect(src, 12, gaps=gaps)
             notices = src.notices()
         finally:
             src.close()
@@ -108,6 +114,7 @@ def test_a_drop_mid_stream_reconnects_and_resubscribes() -> None:
         assert topics(srv) == [{"AM.AAPL", "AM.MSFT"}] * 2
     times = [r[1] for r in rows]
     assert times == [T0 + i * 60_000 for i in (0, 1, 2, 3, 2, 3, 4, 5, 6, 7, 8, 9)]  # 2 resent after the reconnect
+    assert [g.first_t for g in gaps] == [T0 + 2 * 60_000]  # the reconnection, before its first bars
     assert src.health.reconnects == 1
     assert any("connection lost" in n and "reconnecting in" in n for n in notices)
 

@@ -205,13 +205,19 @@ def test_bar_published_on_redis_appears_on_the_chart(sample_data: Path, browser:
 
         status_bus = open_bus(url)  # what `colfill live` publishes about itself
         status_bus.publish_status("live", {"kind": "live", "tickers": ["AAPL", "NAN"], "bars": 1234,
-                                           "bars_per_s": 12.5, "lag_ms": 87.0, "reconnects": 0,
+                                           "bars_per_s": 12.5, "lag_ms": 87.0, "reconnects": 1, "fills": 2,
+                                           "filled": 600, "filled_revised": 3, "unfilled": 0,
+                                           "last_fill": {"why": "reconnect", "tickers": 100, "start_ms": 1704205800000,
+                                                         "end_ms": 1704206280000, "inserted": 600, "revised": 3,
+                                                         "seconds": 0.98, "failed": 0},
                                            "updated_ms": time.time() * 1000})
         browser.page.goto(server.url + "/")
         browser.page.wait_for_selector("#live-figures")
         browser.page.wait_for_selector("#tables tbody tr[data-table=bars_1m]")
         figures = browser.page.inner_text("#live-figures")
         assert "2 tickers" in figures and "12.5 bars/s" in figures and "lag 87 ms" in figures
+        fills = browser.page.inner_text("#live-fills")
+        assert "gap fills from REST 2" in fills and "+600 bars, 3 revised in 0.98 s" in fills and "14:30–14:38" in fills
         browser.shot("overview-live")
         status_bus.close()
         redis.Redis.from_url(url).delete("colfill:status:live")

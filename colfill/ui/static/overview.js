@@ -99,10 +99,22 @@
     live.dataset.tickers = (l.tickers || []).length;
     live.replaceChildren(el("div", { id: "live-figures" },
       `${num((l.tickers || []).length)} tickers · ${num(l.bars)} bars · ${(l.bars_per_s || 0).toFixed(1)} bars/s · lag ${num(Math.round(l.lag_ms || 0))} ms · reconnects ${num(l.reconnects || 0)} · updated ${Math.round((l.age_ms || 0) / 1000)} s ago`),
+      el("div", { id: "live-fills", class: l.unfilled ? "bad" : "" }, fillText(l)),
       el("div", {}, ...(l.tickers || []).slice(0, 200).map((t) => {
         const a = el("a", { class: "pill", href: "/ticker/" + encodeURIComponent(t) }, t);
         return a;
       })));
+  }
+
+  function fillText(l) {
+    const counts = `gap fills from REST ${num(l.fills || 0)} · bars filled ${num(l.filled || 0)} · revised ` +
+      `${num(l.filled_revised || 0)} · tickers not filled ${num(l.unfilled || 0)}`;
+    const f = l.last_fill;
+    if (!f) return counts;
+    const hm = (ms) => new Date(ms).toISOString().slice(11, 16);
+    return `${counts} · last (${f.why}): ${num(f.tickers)} tickers, ${hm(f.start_ms)}–${hm(f.end_ms)} UTC, ` +
+      `+${num(f.inserted)} bars, ${num(f.revised)} revised in ${f.seconds.toFixed(2)} s` +
+      (f.failed ? `, ${num(f.failed)} tickers NOT filled` : "");
   }
 
   async function loadOverview() {
