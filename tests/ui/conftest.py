@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import need_service
+from tests.helpers import wait_for  # noqa: F401 (the test modules import it from here)
 
 BIN = Path(sys.executable).with_name("colfill")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "160"}
@@ -187,14 +187,3 @@ def browser(playwright_instance: Any) -> Iterator[Browser]:
     finally:
         ctx.close()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
