@@ -390,7 +390,7 @@ class Catalog:
                 try:
                     s.set_autocommit(False)
                 except Exception:
-                    s._dead = True
+                    s.discard()
 
     # -- read-only queries --
 
