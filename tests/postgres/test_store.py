@@ -16,6 +16,7 @@ from colfill.errors import InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores import open_store
 from colfill.stores.base import day_bounds
 from colfill.stores.postgres import PostgresStore, bars_schema, encode_pgcopy
+from colfill.stores.postgres.load import Loader
 from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, with_query
 
 pytestmark = pytest.mark.postgres
@@ -121,7 +122,7 @@ def test_a_reload_finds_the_day_without_scanning_the_table(store: PostgresStore,
     (ticker, ts) key, never a scan of the table."""
     for i, d in enumerate((D1, D2, D3)):
         store.load(batch(make_day(d, TICKERS, seed=i), d, table=table))
-    filt = store._partition_filter(batch(make_day(D2, TICKERS), D2, table=table))
+    filt = store.loader.partition_filter(batch(make_day(D2, TICKERS), D2, table=table))
     lo, hi = (t.isoformat() for t in day_bounds(D2))
     db.rows("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in db.rows(f"EXPLAIN SELECT * FROM {db.rel(table)} t WHERE {filt}", [lo, hi]))
@@ -270,7 +271,7 @@ def test_failure_writing_the_manifest_rolls_back_the_rows(store: PostgresStore, 
     v1 = make_day(D1, TICKERS, seed=1)
     store.load(batch(v1, D1, "a"))
     before = db.bars(), db.manifest()
-    real = PostgresStore._apply
+    real = Loader.apply
 
     def crash_on_manifest(self, s, b, data, strategy):  # type: ignore[no-untyped-def]
         execute = s.execute
@@ -286,7 +287,7 @@ def test_failure_writing_the_manifest_rolls_back_the_rows(store: PostgresStore, 
         finally:
             del s.execute
 
-    monkeypatch.setattr(PostgresStore, "_apply", crash_on_manifest)
+    monkeypatch.setattr(Loader, "apply", crash_on_manifest)
     with pytest.raises(StoreError, match="simulated crash"):
         store.load(batch(make_day(D1, TICKERS[:1], seed=5), D1, "b"))
     with pytest.raises(StoreError, match="simulated crash"):

@@ -14,15 +14,17 @@ is committed, the policy compresses later, and the summary says so.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from colfill.calendar import day_bounds
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch, human_bytes
-from colfill.stores.postgres.core import _StoreCore
+from colfill.stores.postgres.catalog import Catalog
 from colfill.stores.postgres.session import _Session
 
 
@@ -51,12 +53,14 @@ class Compression:
 MAX_ERRORS = 3  # compression errors kept for the summary (the same cause tends to repeat for every day)
 
 
-class _Compressing(_StoreCore):
-    """PostgresStore's compression of loaded chunks and refresh of the daily aggregate."""
+class Compressor:
+    """Compression of the chunks loads leave behind, and refresh of the daily aggregate, on the catalogue's
+    hypertables. `enabled` False (--no-compress) leaves chunks to the policy. Every day load runs inside
+    `loading(batch)`, which tells it which days are in flight and which committed."""
 
-    compress: bool = True  # --no-compress: leave chunks to the policy
-
-    def _compression_init(self) -> None:
+    def __init__(self, catalog: Catalog, enabled: bool = True) -> None:
+        self._catalog = catalog
+        self.enabled = enabled
         self._comp_lock = threading.Lock()
         self._in_flight: dict[str, list[dt.datetime]] = {}  # table -> starts of the days being loaded
         self._pending: dict[str, dict[str, float]] = {}  # table -> chunk -> end of its range (epoch s)
@@ -65,11 +69,20 @@ class _Compressing(_StoreCore):
         self.compression: dict[str, Compression] = {}
 
     def _compressing(self, table: str) -> bool:
-        return self.compress and table in self._hyper
+        return self.enabled and self._catalog.kind(table) == "hypertable"
 
-    def _begin_load(self, batch: LoadBatch) -> None:
+    @contextlib.contextmanager
+    def loading(self, batch: LoadBatch) -> Iterator[None]:
+        """Around one day's load: the day is in flight (its chunks wait) until the block ends; when the block
+        ends without an exception the day is committed, and the chunks loading has left behind are compressed."""
         with self._comp_lock:
             self._in_flight.setdefault(batch.table, []).append(day_bounds(batch.date)[0])
+        try:
+            yield
+        except BaseException:
+            self._end_load(batch, committed=False)
+            raise
+        self._end_load(batch, committed=True)
 
     def _end_load(self, batch: LoadBatch, committed: bool) -> None:
         """After a day's transaction: note its chunks, then compress those that loading has left behind."""
@@ -82,9 +95,10 @@ class _Compressing(_StoreCore):
                 self._loaded_span[table] = (min(span[0], lo), max(span[1], hi))
         if not committed or not self._compressing(table):
             return
-        with self._pool.session() as s:
+        with self._catalog.pool.session() as s:
             try:
-                rows = s.execute(tsdb.overlapping_chunks_sql(self.schema, table), [hi.isoformat(), lo.isoformat()])
+                rows = s.execute(tsdb.overlapping_chunks_sql(self._catalog.schema, table),
+                                 [hi.isoformat(), lo.isoformat()])
                 s.rollback()
             except Exception as exc:
                 s.reset()
@@ -105,7 +119,7 @@ class _Compressing(_StoreCore):
         default)."""
         if table not in self._compress_after:
             try:
-                rows = s.execute(tsdb.compress_after_sql(self.schema, table))
+                rows = s.execute(tsdb.compress_after_sql(self._catalog.schema, table))
                 s.rollback()
             except Exception:
                 s.reset()
@@ -118,7 +132,7 @@ class _Compressing(_StoreCore):
     def _compress(self, s: _Session, table: str, chunks: list[str]) -> None:
         if not chunks:
             return
-        version, ext = self._ts
+        version, ext = self._catalog.ts
         t0 = time.perf_counter()
         done = []
         for chunk in chunks:
@@ -132,7 +146,7 @@ class _Compressing(_StoreCore):
         if not done:
             return
         try:
-            before, after = s.execute(tsdb.chunk_sizes_sql(self.schema, table, version, ext),
+            before, after = s.execute(tsdb.chunk_sizes_sql(self._catalog.schema, table, version, ext),
                                       ["{" + ",".join(f'"{c}"' for c in done) + "}"])[0]
             s.rollback()
         except Exception:
@@ -146,7 +160,7 @@ class _Compressing(_StoreCore):
             totals.seconds += time.perf_counter() - t0
 
     def _compression_error(self, table: str, what: str, exc: BaseException) -> None:
-        message = self.target.scrub(" ".join(str(exc).split()))
+        message = self._catalog.target.scrub(" ".join(str(exc).split()))
         with self._comp_lock:
             errors = self.compression.setdefault(table, Compression()).errors
             if len(errors) < MAX_ERRORS:
@@ -163,7 +177,7 @@ class _Compressing(_StoreCore):
         over the loaded range; lines for the run's summary."""
         lines: list[str] = []
         if self._compressing(table) and self._pending.get(table):
-            with self._pool.session() as s:
+            with self._catalog.pool.session() as s:
                 with self._comp_lock:
                     limit = self._old_enough(s, table)
                     pending = self._pending[table]
@@ -177,17 +191,17 @@ class _Compressing(_StoreCore):
             if totals.chunks:
                 lines.append(f"{table}: {totals.describe()} in {totals.seconds:.1f} s")
         span = self._loaded_span.get(table)
-        if table == "bars_1m" and span and self.hypertables and self._has_cagg():
+        if table == "bars_1m" and span and self._catalog.hypertables and self._has_cagg():
             t0 = time.perf_counter()
-            _, ext = self._ts
-            with self._pool.session() as s:
+            _, ext = self._catalog.ts
+            with self._catalog.pool.session() as s:
                 s.set_autocommit(True)
                 try:
-                    s.execute(tsdb.refresh_cagg_sql(self.schema, ext), [t.isoformat() for t in span])
+                    s.execute(tsdb.refresh_cagg_sql(self._catalog.schema, ext), [t.isoformat() for t in span])
                     lines.append(f"{tsdb.DAILY_CAGG}: refreshed {span[0]:%Y-%m-%d}..{span[1]:%Y-%m-%d} "
                                  f"in {time.perf_counter() - t0:.1f} s")
                 except Exception as exc:
-                    message = self.target.scrub(" ".join(str(exc).split()))
+                    message = self._catalog.target.scrub(" ".join(str(exc).split()))
                     lines.append(f"{tsdb.DAILY_CAGG}: refresh failed: {message[:200]}. Hint: its policy refreshes "
                                  "it within the hour.")
                 finally:
@@ -198,5 +212,6 @@ class _Compressing(_StoreCore):
         return lines
 
     def _has_cagg(self) -> bool:
-        return bool(self._read("SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = "
-                               "%s::text AND view_name = %s::text", [self.schema, tsdb.DAILY_CAGG]))
+        cat = self._catalog
+        return bool(cat.read("SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE view_schema = "
+                             "%s::text AND view_name = %s::text", [cat.schema, tsdb.DAILY_CAGG]))

@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 from colfill.calendar import NEW_YORK
 from colfill.dialect import POSTGRES
 from colfill.errors import SchemaMismatch, TransientError
-from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch
-from colfill.stores.postgres.load import _Loading
+from colfill.stores.postgres.catalog import Catalog
+from colfill.stores.postgres.load import create_day_partition, day_partition, load_lock, prepare
 from colfill.stores.postgres.schema import KEY, check_name
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Retry, _Session, _sqlstate, retrying
 
@@ -35,8 +35,11 @@ def _ny_dates(ts: pa.ChunkedArray) -> list[dt.date]:
     return sorted(d for d in days if d is not None)
 
 
-class _LiveWrites(_Loading):
-    """PostgresStore's `upsert_live`."""
+class LiveWriter:
+    """`upsert_live` of PostgresStore, on the catalogue's tables and pool (retried by `session.retrying`)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
 
     def upsert_live(self, table: str, rows: pa.Table) -> int:
         """Upsert live bars into `table` by (ticker, ts) in one transaction; rows written."""
@@ -46,33 +49,35 @@ class _LiveWrites(_Loading):
         check_name(table, "table")
         batch = LoadBatch(table, dt.date.min, last_per_key(rows), source_key="live bars", etag="", size=0,
                           fingerprint="", lineage="live")
-        data = self._prepare(batch)
+        data = prepare(batch)
         if not data.num_rows:
             return 0
         data = self._conform(table, data)
         days = _ny_dates(data["ts"])
-        return retrying(self._pool, lambda s: self._upsert_live(s, table, data, days),
-                        lambda n, message: TransientError(f"writing live bars into {table} at {self.target.display} "
-                                                          f"failed {n} times: {message}. Hint: nothing was changed; "
-                                                          "retry."))
+        return retrying(self._catalog.pool, lambda s: self._upsert_live(s, table, data, days),
+                        lambda n, message: TransientError(f"writing live bars into {table} at "
+                                                          f"{self._catalog.target.display} failed {n} times: "
+                                                          f"{message}. Hint: nothing was changed; retry."))
 
     def _conform(self, table: str, data: pa.Table) -> pa.Table:
         """Make or extend the table as the backfill does (new columns only), and cast the batch's numbers to the
         table's column types (binary COPY needs them exact; an integer volume goes into double precision)."""
-        known = self._columns.get(table)
+        cat = self._catalog
+        known = cat.columns(table)
+        checked = known is not None  # made or checked by this store already
         if known is None:
-            with self._pool.session() as s:
+            with cat.pool.session() as s:
                 try:
-                    known = self._existing(s, table)[1]
+                    known = cat.existing(s, table)[1]
                     s.rollback()
                 except Exception as exc:
                     s.reset()
-                    raise self._error(f"reading the columns of {table}", exc) from None
+                    raise cat.error(f"reading the columns of {table}", exc) from None
         new = [f for f in data.schema if f.name not in known]
-        if table not in self._columns or new:
+        if not checked or new:
             keys = [data.schema.field(k) for k in KEY]
-            self.ensure_table(table, pa.schema(keys + [f for f in new if f.name not in KEY]) if known else data.schema)
-        types = self._columns[table]
+            cat.ensure_table(table, pa.schema(keys + [f for f in new if f.name not in KEY]) if known else data.schema)
+        types = cat.columns(table) or {}
         for i, f in enumerate(data.schema):
             want = _ARROW.get(types.get(f.name, ""))
             if want is not None and f.type != want:
@@ -84,29 +89,26 @@ class _LiveWrites(_Loading):
         return data
 
     def _upsert_live(self, s: _Session, table: str, data: pa.Table, days: list[dt.date]) -> int:
-        rel = self._rel(table)
+        cat = self._catalog
+        rel = cat.rel(table)
         try:
-            if table in self._partitioned:
+            if cat.kind(table) == "day-partitioned":
                 for day in days:  # in date order, as the loader takes them: no lock cycles
-                    s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
-                              [f"colfill-load:{self.schema}.{table}:{day.isoformat()}"])
-                    day_batch = LoadBatch(table, day, data.slice(0, 0), "live bars", "", 0, "", "live")
-                    part, exists = self._day_partition(s, day_batch)
+                    load_lock(cat, s, table, day)
+                    part, exists = day_partition(cat, s, table, day)
                     if not exists:
-                        s.execute(f"CREATE TABLE {self._rel(part)} PARTITION OF {rel} FOR VALUES FROM "
-                                  f"{self._day_range(day)}")
-            if self.hypertables and self._lift_decompression_limit(s):
-                s.execute(f"SET LOCAL {tsdb.DECOMPRESSION_LIMIT_GUC} = 0")
+                        create_day_partition(cat, s, table, day, part)
+            cat.lift_decompression_limit(s)
             s.execute(f"CREATE TEMP TABLE {STAGE} (LIKE {rel} INCLUDING DEFAULTS) ON COMMIT DROP")
             s.copy(None, STAGE, data)
             cols = ", ".join(POSTGRES.quote(c) for c in data.column_names)
-            nulls = [c for c in self._columns.get(table, {}) if c not in data.column_names]
+            nulls = [c for c in cat.columns(table) or {} if c not in data.column_names]
             s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM {STAGE} ORDER BY ticker, ts "
                       f"{POSTGRES.upsert(KEY, data.column_names, nulls)}")
             s.commit()
         except Exception as exc:
             s.reset()
             if _sqlstate(exc) in _TRANSIENT_STATES or s.broken:
-                raise _Retry(self.target.scrub(" ".join(str(exc).split()))) from None
-            raise self._error(f"writing live bars into {table}", exc) from None
+                raise _Retry(cat.target.scrub(" ".join(str(exc).split()))) from None
+            raise cat.error(f"writing live bars into {table}", exc) from None
         return data.num_rows

@@ -1,18 +1,20 @@
-"""The load paths of a day partition: swap (a day-partitioned table), insert, replace and merge."""
+"""The loader: a day partition's load paths (swap into a day-partitioned table, insert, replace, merge), one
+transaction with its manifest row, retried by `session.retrying`; and the manifest read back."""
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import threading
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from colfill.dialect import POSTGRES
-from colfill.errors import SchemaMismatch, StoreError, TransientError
-from colfill.stores import timescale as tsdb
+from colfill.errors import InvalidArgument, SchemaMismatch, StoreError, TransientError
 from colfill.stores.base import LoadBatch, day_bounds
-from colfill.stores.postgres.core import _StoreCore
+from colfill.stores.postgres.catalog import Catalog
 from colfill.stores.postgres.schema import KEY, MANIFEST, check_name, distinct_tickers_sql, pg_array
 from colfill.stores.postgres.session import _TRANSIENT_STATES, _Conflict, _Retry, _Session, _sqlstate, retrying
 
@@ -21,103 +23,150 @@ _MANIFEST_UPSERT = POSTGRES.upsert(("table_name", "date", "lineage"), (
 INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem for a day's key: a 2 M-row day sorts in memory
 
 
-class _Loading(_StoreCore):
-    """PostgresStore's loading: one partition with its manifest row per transaction, and the manifest read."""
-
-    def _prepare(self, batch: LoadBatch) -> pa.Table:
-        """The batch with colfill's column types, in (ticker, ts) order; duplicate keys are refused here."""
-        data = batch.data
-        columns, names = [], []
-        for f, col in zip(data.schema, data.columns):
-            t = f.type
-            if pa.types.is_dictionary(t):
-                col, t = col.cast(t.value_type), t.value_type
-            if pa.types.is_string_view(t):
-                col = col.cast(pa.large_string())
-            elif pa.types.is_timestamp(t):
-                col = col.cast(pa.timestamp("us", tz="UTC"), safe=False)
-            elif pa.types.is_integer(t):
-                col = col.cast(pa.int64())
-            elif pa.types.is_floating(t):
-                col = col.cast(pa.float64())
-            elif pa.types.is_null(t):
-                col = col.cast(pa.float64())
-            elif not (pa.types.is_large_string(t) or pa.types.is_string(t)):
-                raise SchemaMismatch(f"{batch.source_key}: column {f.name} has type {t}, which colfill does not "
-                                     "load into PostgreSQL. Hint: cast it to float64")
-            columns.append(col)
-            names.append(check_name(f.name, f"column of {batch.table}"))
-        data = pa.Table.from_arrays(columns, names=names)
-        missing = [k for k in KEY if k not in names]
-        if missing:
-            raise SchemaMismatch(
-                f"{batch.source_key}: no {' and '.join(missing)} column; bars are keyed by (ticker, ts)")
-        if data.num_rows < 2:
-            return data
-        ordered, dupes = _key_order(data)
-        if not ordered:
-            data = data.sort_by([("ticker", "ascending"), ("ts", "ascending")])
-            _, dupes = _key_order(data)
-        if dupes is not None:
-            ticker, ts = data["ticker"][dupes].as_py(), data["ts"][dupes].as_py()
-            raise StoreError(
-                f"{batch.source_key}: the partition for {batch.table} {batch.date} has the key (ticker, ts) = "
-                f"({ticker!r}, {ts}) more than once. Hint: nothing was loaded; the staged partition is invalid, "
-                "restage it."
-            )
+def prepare(batch: LoadBatch) -> pa.Table:
+    """The batch with colfill's column types, in (ticker, ts) order; duplicate keys are refused here."""
+    data = batch.data
+    columns, names = [], []
+    for f, col in zip(data.schema, data.columns):
+        t = f.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_string_view(t):
+            col = col.cast(pa.large_string())
+        elif pa.types.is_timestamp(t):
+            col = col.cast(pa.timestamp("us", tz="UTC"), safe=False)
+        elif pa.types.is_integer(t):
+            col = col.cast(pa.int64())
+        elif pa.types.is_floating(t):
+            col = col.cast(pa.float64())
+        elif pa.types.is_null(t):
+            col = col.cast(pa.float64())
+        elif not (pa.types.is_large_string(t) or pa.types.is_string(t)):
+            raise SchemaMismatch(f"{batch.source_key}: column {f.name} has type {t}, which colfill does not "
+                                 "load into PostgreSQL. Hint: cast it to float64")
+        columns.append(col)
+        names.append(check_name(f.name, f"column of {batch.table}"))
+    data = pa.Table.from_arrays(columns, names=names)
+    missing = [k for k in KEY if k not in names]
+    if missing:
+        raise SchemaMismatch(
+            f"{batch.source_key}: no {' and '.join(missing)} column; bars are keyed by (ticker, ts)")
+    if data.num_rows < 2:
         return data
+    ordered, dupes = _key_order(data)
+    if not ordered:
+        data = data.sort_by([("ticker", "ascending"), ("ts", "ascending")])
+        _, dupes = _key_order(data)
+    if dupes is not None:
+        ticker, ts = data["ticker"][dupes].as_py(), data["ts"][dupes].as_py()
+        raise StoreError(
+            f"{batch.source_key}: the partition for {batch.table} {batch.date} has the key (ticker, ts) = "
+            f"({ticker!r}, {ts}) more than once. Hint: nothing was loaded; the staged partition is invalid, "
+            "restage it."
+        )
+    return data
+
+def day_range(date: dt.date) -> str:
+    """`('lo') TO ('hi')`: the New York day's bounds as partition bound literals (DDL takes no parameters;
+    both are ISO timestamps colfill formats itself)."""
+    lo, hi = (t.isoformat() for t in day_bounds(date))
+    return f"('{lo}') TO ('{hi}')"
+
+
+def day_partition(catalog: Catalog, s: _Session, table: str, date: dt.date) -> tuple[str, bool]:
+    """(name of the day's partition of a day-partitioned table, whether it exists). Partitions are named
+    `<table>_YYYYMMDD` by colfill; a table of that name that is not the day's partition is refused."""
+    name = f"{table}_{date:%Y%m%d}"
+    check_name(f"{name}_new_pkey", "partition index")  # the longest name a swap makes
+    row = s.execute(
+        "SELECT c.relispartition AND i.inhparent = to_regclass(%s::text) FROM pg_class c "
+        "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = to_regclass(%s::text)",
+        [catalog.rel(table), catalog.rel(name)])
+    if row and not row[0][0]:
+        raise StoreError(f"{catalog.schema}.{name} exists but is not the {date} partition of "
+                         f"{catalog.schema}.{table}. Hint: colfill names its day partitions so; rename that "
+                         "table (colfill never drops it for you).")
+    return name, bool(row)
+
+
+def create_day_partition(catalog: Catalog, s: _Session, table: str, date: dt.date, name: str) -> None:
+    """An empty partition `name` of `table` for the day, for rows merged or upserted into it."""
+    s.execute(f"CREATE TABLE {catalog.rel(name)} PARTITION OF {catalog.rel(table)} FOR VALUES FROM "
+              f"{day_range(date)}")
+
+
+def load_lock(catalog: Catalog, s: _Session, table: str, date: dt.date) -> None:
+    """The advisory lock on (schema, table, day) held by whatever writes that day: two writers of it queue."""
+    s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
+              [f"colfill-load:{catalog.schema}.{table}:{date.isoformat()}"])
+
+
+class Loader:
+    """Day loads: one partition with its manifest row per transaction, and the manifest read back.
+
+    `strategy` is for tests and benchmarks: "auto" (insert new days, replace loaded ones), or
+    "replace"/"merge" to force a path. `paths` counts the paths taken."""
+
+    def __init__(self, catalog: Catalog, strategy: str = "auto") -> None:
+        if strategy not in ("auto", "replace", "merge"):
+            raise InvalidArgument(f"unknown load strategy {strategy!r}")
+        self._catalog = catalog
+        self.strategy = strategy
+        self.paths: collections.Counter[str] = collections.Counter()
+        self._stats_lock = threading.Lock()
 
     def load(self, batch: LoadBatch) -> int:
         """Apply one partition with its manifest row, in one transaction; returns the rows written."""
         check_name(batch.table, "table")
-        data = self._prepare(batch)
-        known = self._columns.get(batch.table)
+        cat = self._catalog
+        data = prepare(batch)
+        known = cat.columns(batch.table)
         if known is None or any(c not in known for c in data.column_names):
-            self.ensure_table(batch.table, data.schema)
+            cat.ensure_table(batch.table, data.schema)
 
         def attempt(s: _Session) -> int:
             try:
-                return self._apply(s, batch, data, self.strategy)
+                return self.apply(s, batch, data, self.strategy)
             except _Conflict:  # rolled back: the merge path replaces whatever rows are there
-                return self._apply(s, batch, data, "merge")
+                return self.apply(s, batch, data, "merge")
 
-        return retrying(self._pool, attempt, lambda n, message: TransientError(
-            f"loading {batch.source_key} ({batch.table} {batch.date}) into {self.target.display} failed {n} times: "
+        return retrying(cat.pool, attempt, lambda n, message: TransientError(
+            f"loading {batch.source_key} ({batch.table} {batch.date}) into {cat.target.display} failed {n} times: "
             f"{message}. Hint: nothing was changed; rerun to retry."))
 
-    def _apply(self, s: _Session, batch: LoadBatch, data: pa.Table, strategy: str) -> int:
-        table, rel = batch.table, self._rel(batch.table)
+    def apply(self, s: _Session, batch: LoadBatch, data: pa.Table, strategy: str) -> int:
+        """One attempt at the partition on session `s`, committed with its manifest row, else rolled back: raises
+        _Conflict (redo as "merge"), _Retry (transient) or a StoreError. `load` calls it, tests wrap it."""
+        cat = self._catalog
+        table, rel = batch.table, cat.rel(batch.table)
         params: list[object] = [t.isoformat() for t in day_bounds(batch.date)]
         if batch.tickers is not None:
             params.append(pg_array(batch.tickers))
         try:
-            s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
-                      [f"colfill-load:{self.schema}.{table}:{batch.date.isoformat()}"])
-            if self.hypertables and self._lift_decompression_limit(s):
-                s.execute(f"SET LOCAL {tsdb.DECOMPRESSION_LIMIT_GUC} = 0")
+            load_lock(cat, s, table, batch.date)
+            cat.lift_decompression_limit(s)
             path = strategy
             if strategy == "auto":
                 seen = s.execute(
-                    f"SELECT EXISTS (SELECT 1 FROM {self._rel(MANIFEST)} WHERE table_name = %s::text "
+                    f"SELECT EXISTS (SELECT 1 FROM {cat.rel(MANIFEST)} WHERE table_name = %s::text "
                     "AND date = %s::date)", [table, batch.date.isoformat()])[0][0]
                 path = "replace" if seen else "insert"
-            by_day = table in self._partitioned
-            part, exists = self._day_partition(s, batch) if by_day else ("", False)
+            by_day = cat.kind(table) == "day-partitioned"
+            part, exists = day_partition(cat, s, table, batch.date) if by_day else ("", False)
             if by_day and path != "merge" and (not exists or batch.tickers is None):
                 self._swap_day(s, batch, data, part, replacing=exists)
             else:
                 if by_day and not exists:
-                    s.execute(f"CREATE TABLE {self._rel(part)} PARTITION OF {rel} FOR VALUES FROM "
-                              f"{self._day_range(batch.date)}")
+                    create_day_partition(cat, s, table, batch.date, part)
                 if path == "replace":
-                    s.execute(f"DELETE FROM {rel} AS t WHERE {self._partition_filter(batch)}", params)
+                    s.execute(f"DELETE FROM {rel} AS t WHERE {self.partition_filter(batch)}", params)
                 if path in ("insert", "replace"):
                     if data.num_rows:
-                        s.copy(self.schema, table, data)
+                        s.copy(cat.schema, table, data)
                 else:
-                    self._merge(s, rel, data, self._partition_filter(batch), params)
+                    self._merge(s, rel, data, self.partition_filter(batch), params)
             s.execute(
-                f"INSERT INTO {self._rel(MANIFEST)} (table_name, date, lineage, source_key, etag, size, fingerprint, "
+                f"INSERT INTO {cat.rel(MANIFEST)} (table_name, date, lineage, source_key, etag, size, fingerprint, "
                 '"rows", status, loaded_at) VALUES (%s::text, %s::date, %s::text, %s::text, %s::text, %s::bigint, '
                 f"%s::text, %s::bigint, 'loaded', now()) {_MANIFEST_UPSERT}",
                 [table, batch.date.isoformat(), batch.lineage, batch.source_key, batch.etag, int(batch.size),
@@ -130,37 +179,15 @@ class _Loading(_StoreCore):
             if state == "23505" and strategy != "merge":
                 raise _Conflict() from None
             if state in _TRANSIENT_STATES or s.broken:
-                raise _Retry(self.target.scrub(" ".join(str(exc).split()))) from None
+                raise _Retry(cat.target.scrub(" ".join(str(exc).split()))) from None
             hint = {
                 "23502": "the partition has a null in a NOT NULL column (ticker or ts); nothing was loaded",
                 "42501": "the user needs INSERT, DELETE and CREATE TEMP privileges on the schema",
             }.get(state or "", "nothing was changed (the transaction was rolled back); rerun to retry")
-            raise self._error(f"loading {batch.source_key} ({table} {batch.date})", exc, hint) from None
+            raise cat.error(f"loading {batch.source_key} ({table} {batch.date})", exc, hint) from None
         with self._stats_lock:
             self.paths[path] += 1
         return data.num_rows
-
-    @staticmethod
-    def _day_range(date: dt.date) -> str:
-        """`('lo') TO ('hi')`: the New York day's bounds as partition bound literals (DDL takes no parameters;
-        both are ISO timestamps colfill formats itself)."""
-        lo, hi = (t.isoformat() for t in day_bounds(date))
-        return f"('{lo}') TO ('{hi}')"
-
-    def _day_partition(self, s: _Session, batch: LoadBatch) -> tuple[str, bool]:
-        """(name of the day's partition of a day-partitioned table, whether it exists). Partitions are named
-        `<table>_YYYYMMDD` by colfill; a table of that name that is not the day's partition is refused."""
-        name = f"{batch.table}_{batch.date:%Y%m%d}"
-        check_name(f"{name}_new_pkey", "partition index")  # the longest name a swap makes
-        row = s.execute(
-            "SELECT c.relispartition AND i.inhparent = to_regclass(%s::text) FROM pg_class c "
-            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid WHERE c.oid = to_regclass(%s::text)",
-            [self._rel(batch.table), self._rel(name)])
-        if row and not row[0][0]:
-            raise StoreError(f"{self.schema}.{name} exists but is not the {batch.date} partition of "
-                             f"{self.schema}.{batch.table}. Hint: colfill names its day partitions so; rename that "
-                             "table (colfill never drops it for you).")
-        return name, bool(row)
 
     def _swap_day(self, s: _Session, batch: LoadBatch, data: pa.Table, name: str, replacing: bool) -> None:
         """Build the day as a new table and attach it as the day's partition, replacing any old one.
@@ -171,28 +198,29 @@ class _Loading(_StoreCore):
         replaced day's old partition is detached and dropped in the same transaction, so readers see the
         old day or the new one, and a kill leaves the old one in place.
         """
-        rel, final = self._rel(batch.table), self._rel(name)
+        cat = self._catalog
+        rel, final = cat.rel(batch.table), cat.rel(name)
         build = f"{name}_new" if replacing else name
         lo, hi = (t.isoformat() for t in day_bounds(batch.date))
         if replacing:  # one swap per table at a time: two DETACHes upgrading their locks would deadlock
             s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))",
-                      [f"colfill-swap:{self.schema}.{batch.table}"])
-        s.execute(f"CREATE TABLE {self._rel(build)} (LIKE {rel} INCLUDING DEFAULTS)")
-        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {POSTGRES.quote(name + '_day')} "
+                      [f"colfill-swap:{cat.schema}.{batch.table}"])
+        s.execute(f"CREATE TABLE {cat.rel(build)} (LIKE {rel} INCLUDING DEFAULTS)")
+        s.execute(f"ALTER TABLE {cat.rel(build)} ADD CONSTRAINT {POSTGRES.quote(name + '_day')} "
                   f"CHECK (ts >= '{lo}' AND ts < '{hi}')")
         if data.num_rows:
-            s.copy(self.schema, build, data, freeze=True)
+            s.copy(cat.schema, build, data, freeze=True)
         # One sort in this backend: parallel build workers only compete with the other loads for the cores.
         s.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
         s.execute("SET LOCAL max_parallel_maintenance_workers = 0")
-        s.execute(f"ALTER TABLE {self._rel(build)} ADD CONSTRAINT {POSTGRES.quote(build + '_pkey')} "
+        s.execute(f"ALTER TABLE {cat.rel(build)} ADD CONSTRAINT {POSTGRES.quote(build + '_pkey')} "
                   "PRIMARY KEY (ticker, ts)")
         if replacing:
             s.execute(f"ALTER TABLE {rel} DETACH PARTITION {final}")
             s.execute(f"DROP TABLE {final}")
-            s.execute(f"ALTER TABLE {self._rel(build)} RENAME TO {POSTGRES.quote(name)}")
-            s.execute(f"ALTER INDEX {self._rel(build + '_pkey')} RENAME TO {POSTGRES.quote(name + '_pkey')}")
-        s.execute(f"ALTER TABLE {rel} ATTACH PARTITION {final} FOR VALUES FROM {self._day_range(batch.date)}")
+            s.execute(f"ALTER TABLE {cat.rel(build)} RENAME TO {POSTGRES.quote(name)}")
+            s.execute(f"ALTER INDEX {cat.rel(build + '_pkey')} RENAME TO {POSTGRES.quote(name + '_pkey')}")
+        s.execute(f"ALTER TABLE {rel} ATTACH PARTITION {final} FOR VALUES FROM {day_range(batch.date)}")
 
     def _merge(self, s: _Session, rel: str, data: pa.Table, where: str, params: list[object]) -> None:
         """Staging table + delete-missing + INSERT ... ON CONFLICT DO UPDATE: replaces whatever rows exist."""
@@ -207,35 +235,32 @@ class _Loading(_StoreCore):
         s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM colfill_stage ORDER BY ticker, ts "
                   f"{POSTGRES.upsert(KEY, data.column_names, unless_same='t')}")
 
-    def _partition_filter(self, batch: LoadBatch) -> str:
-        """The rows a partition replaces (alias t): its New York day, of its tickers when it names them. The
-        ticker condition lets a plain table use its (ticker, ts) key; a hypertable excludes chunks by ts."""
+    def partition_filter(self, batch: LoadBatch) -> str:
+        """The rows a partition replaces, a condition on alias t (parameters: the day's bounds, then its tickers
+        when it names them): its New York day, of its tickers when it names them. The ticker condition lets a
+        plain table use its (ticker, ts) key; a hypertable excludes chunks by ts, a day-partitioned table
+        prunes partitions. Public so that tests can EXPLAIN it."""
         where = "t.ts >= %s::timestamptz AND t.ts < %s::timestamptz"
         if batch.tickers is not None:
             return where + " AND t.ticker = ANY(%s::text[])"
-        if batch.table in self._hyper or batch.table in self._partitioned:
+        if self._catalog.kind(batch.table) in ("hypertable", "day-partitioned"):
             return where  # chunk exclusion or partition pruning finds the day
-        return where + f" AND t.ticker = ANY(ARRAY({distinct_tickers_sql(self._rel(batch.table))}))"
-
-    def _lift_decompression_limit(self, s: _Session) -> bool:
-        if self._decompress_guc is None:
-            rows = s.execute("SELECT 1 FROM pg_settings WHERE name = %s::text", [tsdb.DECOMPRESSION_LIMIT_GUC])
-            self._decompress_guc = bool(rows)
-        return self._decompress_guc
+        return where + f" AND t.ticker = ANY(ARRAY({distinct_tickers_sql(self._catalog.rel(batch.table))}))"
 
     def loaded(self, table: str, lineage: str) -> dict[dt.date, str]:
         """Fingerprints of the days of `table` loaded for `lineage`, from the manifest."""
-        with self._pool.session() as s:
+        cat = self._catalog
+        with cat.pool.session() as s:
             try:
-                if s.execute("SELECT to_regclass(%s::text) IS NULL", [self._rel(MANIFEST)])[0][0]:
+                if s.execute("SELECT to_regclass(%s::text) IS NULL", [cat.rel(MANIFEST)])[0][0]:
                     rows: list[tuple[Any, ...]] = []
                 else:
                     rows = s.execute(
-                        f"SELECT date::text, fingerprint FROM {self._rel(MANIFEST)} WHERE table_name = %s::text "
+                        f"SELECT date::text, fingerprint FROM {cat.rel(MANIFEST)} WHERE table_name = %s::text "
                         "AND lineage = %s::text AND status = 'loaded'", [table, lineage])
                 s.rollback()
             except Exception as exc:
-                raise self._error("reading the manifest", exc, "check that the user may read the schema") from None
+                raise cat.error("reading the manifest", exc, "check that the user may read the schema") from None
         return {dt.date.fromisoformat(d): fp for d, fp in rows}
 
 

@@ -88,7 +88,11 @@ class _Session:
         try:
             self.rollback()
         except Exception:
-            self._dead = True
+            self.discard()
+
+    def discard(self) -> None:
+        """Mark the session broken: the pool closes it instead of handing it out again."""
+        self._dead = True
 
     _dead = False
 

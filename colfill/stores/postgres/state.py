@@ -15,7 +15,7 @@ from colfill import dialect as sql
 from colfill.dialect import POSTGRES
 from colfill.errors import ColfillError, InvalidArgument, SchemaMismatch, StoreError
 from colfill.stores.base import STATE_TABLE
-from colfill.stores.postgres.core import _StoreCore
+from colfill.stores.postgres.catalog import Catalog
 from colfill.stores.postgres.session import _AdbcSession
 
 _ARROW = {"text": pa.string(), "bigint": pa.int64(), "double precision": pa.float64(),  # state column -> Arrow
@@ -33,23 +33,28 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class _StateHandoff(_StoreCore):
-    """PostgresStore's indicator state hand-off (colfill state, the live engine)."""
+class StateHandoff:
+    """The indicator state hand-off of PostgresStore (colfill state, the live engine), on the catalogue's pool
+    and DDL transactions."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
 
     def read_bars(self, table: str, columns: Sequence[str], batch_rows: int = 100_000,
                   since: dt.datetime | None = None) -> Iterator[pa.Table]:
         """`columns` of `table` in (ticker, ts) order, a slice at a time: keyset pages on the primary key,
         fetched as Arrow through ADBC (binary COPY out), so no row passes through Python objects. With
         `since`, only bars after it."""
+        cat = self._catalog
         if "ticker" not in columns or "ts" not in columns:
             raise InvalidArgument("read_bars needs the ticker and ts columns")
-        if not self._read_one("SELECT to_regclass(%s::text) IS NOT NULL", [self._rel(table)]):
-            raise StoreError(f"{self.describe()} has no table {table}: nothing was backfilled into it yet")
+        if not cat.read_one("SELECT to_regclass(%s::text) IS NOT NULL", [cat.rel(table)]):
+            raise StoreError(f"{cat.describe()} has no table {table}: nothing was backfilled into it yet")
         cols = ", ".join(POSTGRES.quote(c) for c in columns)
         try:
-            session = _AdbcSession(self.target.dsn)
+            session = _AdbcSession(cat.target.dsn)
         except Exception as exc:
-            raise self._error(f"reading {table}", exc) from None
+            raise cat.error(f"reading {table}", exc) from None
         after: list[object] | None = None
         try:
             while True:
@@ -60,10 +65,10 @@ class _StateHandoff(_StoreCore):
                     params.append(since.isoformat())
                 where = f"WHERE {' AND '.join(terms)} " if terms else ""
                 try:
-                    page = session.fetch_arrow(f"SELECT {cols} FROM {self._rel(table)} {where}ORDER BY ticker, ts "
+                    page = session.fetch_arrow(f"SELECT {cols} FROM {cat.rel(table)} {where}ORDER BY ticker, ts "
                                                f"LIMIT {int(batch_rows)}", params or None)
                 except Exception as exc:
-                    raise self._error(f"reading {table}", exc) from None
+                    raise cat.error(f"reading {table}", exc) from None
                 if not page.num_rows:
                     return
                 yield page
@@ -73,23 +78,24 @@ class _StateHandoff(_StoreCore):
 
     def read_state(self, timeframe: str) -> pa.Table | None:
         """Every `indicator_state` row of `timeframe`, all columns, by ticker; None when there is no such table."""
-        with self._pool.session() as s:
+        cat = self._catalog
+        with cat.pool.session() as s:
             try:
-                _, columns = self._existing(s, STATE_TABLE)
+                _, columns = cat.existing(s, STATE_TABLE)
                 if not columns:
                     s.rollback()
                     return None
                 names = ", ".join(POSTGRES.quote(c) for c in columns)
-                rows = s.execute(f"SELECT {names} FROM {self._rel(STATE_TABLE)} WHERE timeframe = %s::text "
+                rows = s.execute(f"SELECT {names} FROM {cat.rel(STATE_TABLE)} WHERE timeframe = %s::text "
                                  "ORDER BY ticker", [timeframe])
                 s.rollback()
             except Exception as exc:
-                raise self._error(f"reading {STATE_TABLE}", exc) from None
+                raise cat.error(f"reading {STATE_TABLE}", exc) from None
         data = list(zip(*rows)) if rows else [()] * len(columns)
         arrays, fields = [], []
         for (name, pg), values in zip(columns.items(), data):
             if pg not in _ARROW:
-                raise SchemaMismatch(f"{STATE_TABLE} in {self.describe()} has column {name} of type {pg}, which no "
+                raise SchemaMismatch(f"{STATE_TABLE} in {cat.describe()} has column {name} of type {pg}, which no "
                                      "state column has. Hint: rename that table; colfill never drops it for you.")
             typ = _ARROW[pg]
             arrays.append(pa.array(list(values), typ))
@@ -103,15 +109,16 @@ class _StateHandoff(_StoreCore):
         Rows travel as one JSON parameter expanded by `json_populate_recordset` into the table's own row type,
         so both drivers bind it the same way and floats keep every bit (JSON numbers are Python's shortest
         round-trip repr; non-finite values go as the strings PostgreSQL's float8 input reads)."""
-        rel = self._rel(STATE_TABLE)
+        cat = self._catalog
+        rel = cat.rel(STATE_TABLE)
         payload = json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows.to_pylist()], allow_nan=False)
-        with self._ddl() as s:
+        with cat.ddl() as s:
             try:
-                sql.write_state(s, POSTGRES, rel, self._existing(s, STATE_TABLE)[1], rows,
+                sql.write_state(s, POSTGRES, rel, cat.existing(s, STATE_TABLE)[1], rows,
                                 f"json_populate_recordset(NULL::{rel}, %s::json) AS r", [payload], timeframe, replace,
-                                self.describe())
+                                cat.describe())
             except ColfillError:
                 raise
             except Exception as exc:
-                raise self._error(f"saving {STATE_TABLE}", exc) from None
+                raise cat.error(f"saving {STATE_TABLE}", exc) from None
         return rows.num_rows

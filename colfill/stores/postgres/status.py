@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from colfill.bars import BAR_TABLES
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import STATE_TABLE
-from colfill.stores.postgres.core import _StoreCore
+from colfill.stores.postgres.catalog import Catalog
 from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql
 
 EXACT_COUNT_BELOW = 5_000_000  # status counts rows exactly below this estimate, else reports the estimate
@@ -34,22 +34,26 @@ class TableStatus:
     compression_ratio: float | None = None
 
 
-class _Status(_StoreCore):
-    """PostgresStore's status queries."""
+class Status:
+    """`colfill db status` over the catalogue's read-only queries."""
 
-    def status(self) -> list[TableStatus]:
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def tables(self) -> list[TableStatus]:
         """Per table: rows, time range, tickers, days in the manifest, size; chunks and compression on hypertables."""
+        cat = self._catalog
         out = []
         names = [*BAR_TABLES, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST, STATE_TABLE]
-        hyper = set(self._read("SELECT hypertable_name::text FROM timescaledb_information.hypertables "
-                               "WHERE hypertable_schema = %s::text", [self.schema])) if self.ts_version else set()
-        caggs = set(self._read("SELECT view_name::text FROM timescaledb_information.continuous_aggregates "
-                               "WHERE view_schema = %s::text", [self.schema])) if self.ts_version else set()
+        hyper = set(cat.read("SELECT hypertable_name::text FROM timescaledb_information.hypertables "
+                               "WHERE hypertable_schema = %s::text", [cat.schema])) if cat.ts_version else set()
+        caggs = set(cat.read("SELECT view_name::text FROM timescaledb_information.continuous_aggregates "
+                               "WHERE view_schema = %s::text", [cat.schema])) if cat.ts_version else set()
         for name in names:
-            rel = self._rel(name)
-            kind_row = self._read(
+            rel = cat.rel(name)
+            kind_row = cat.read(
                 "SELECT c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s::text AND c.relname = %s::text", [self.schema, name])
+                "WHERE n.nspname = %s::text AND c.relname = %s::text", [cat.schema, name])
             if not kind_row:
                 if name != tsdb.DAILY_CAGG:
                     out.append(TableStatus(name, "missing"))
@@ -59,17 +63,17 @@ class _Status(_StoreCore):
                 out.append(self._partitioned_status(name))
                 continue
             st = TableStatus(name, kind)
-            version, ext = self._ts
-            ts_sql = tsdb.stats_sql(self.schema, name, version, ext) if kind == "hypertable" else {}
-            estimate = (self._read_one(ts_sql["rows"]) if ts_sql else
-                        self._read_one("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s::text)",
+            version, ext = cat.ts
+            ts_sql = tsdb.stats_sql(cat.schema, name, version, ext) if kind == "hypertable" else {}
+            estimate = (cat.read_one(ts_sql["rows"]) if ts_sql else
+                        cat.read_one("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s::text)",
                                        [rel]))
             if kind == "continuous aggregate" or estimate is None or estimate < EXACT_COUNT_BELOW:
-                st.rows = self._read_one(f"SELECT count(*)::bigint FROM {rel}")
+                st.rows = cat.read_one(f"SELECT count(*)::bigint FROM {rel}")
             else:
                 st.rows, st.rows_exact = int(estimate), False
             if name in BAR_TABLES or kind == "continuous aggregate":
-                row = self._read_row(
+                row = cat.read_row(
                     f"SELECT count(t.ticker)::bigint, "
                     f"extract(epoch FROM min((SELECT min(x.ts) FROM {rel} x WHERE x.ticker = t.ticker)))::float8, "
                     f"extract(epoch FROM max((SELECT max(x.ts) FROM {rel} x WHERE x.ticker = t.ticker)))::float8 "
@@ -81,40 +85,41 @@ class _Status(_StoreCore):
             if name in BAR_TABLES:
                 self._manifest_status(st)
             if ts_sql:
-                st.size_bytes = self._read_one(ts_sql["size"])
-                chunks = self._read_row(ts_sql["chunks"])
+                st.size_bytes = cat.read_one(ts_sql["size"])
+                chunks = cat.read_row(ts_sql["chunks"])
                 if chunks:
                     st.chunks, st.compressed_chunks = chunks
-                sizes = self._read_row(ts_sql["compression"])
+                sizes = cat.read_row(ts_sql["compression"])
                 if sizes and sizes[0] and sizes[1]:
                     st.compression_ratio = sizes[0] / sizes[1]
             else:
-                st.size_bytes = self._read_one("SELECT pg_total_relation_size(to_regclass(%s::text))::bigint", [rel])
+                st.size_bytes = cat.read_one("SELECT pg_total_relation_size(to_regclass(%s::text))::bigint", [rel])
             out.append(st)
         return out
 
     def _partitioned_status(self, name: str) -> TableStatus:
         """Status of a day-partitioned table from its partitions: queries across every partition (a ticker's whole
         range, distinct tickers) would probe each one, so large tables report the last day's tickers."""
-        rel = self._rel(name)
-        leaves = self._read("SELECT c.oid::regclass::text FROM pg_partition_tree(to_regclass(%s::text)) p "
+        cat = self._catalog
+        rel = cat.rel(name)
+        leaves = cat.read("SELECT c.oid::regclass::text FROM pg_partition_tree(to_regclass(%s::text)) p "
                             "JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf ORDER BY c.relname", [rel])
         st = TableStatus(name, f"table, {len(leaves)} day partition{'' if len(leaves) == 1 else 's'}")
-        stats = self._read_row("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
+        stats = cat.read_row("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
                                "coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint "
                                "FROM pg_partition_tree(to_regclass(%s::text)) p JOIN pg_class c ON c.oid = p.relid "
                                "WHERE p.isleaf", [rel])
         estimate, st.size_bytes = stats if stats else (0, None)
         if estimate < EXACT_COUNT_BELOW:
-            st.rows = self._read_one(f"SELECT count(*)::bigint FROM {rel}")
-            st.tickers = self._read_one(f"SELECT count(DISTINCT ticker)::bigint FROM {rel}")
+            st.rows = cat.read_one(f"SELECT count(*)::bigint FROM {rel}")
+            st.tickers = cat.read_one(f"SELECT count(DISTINCT ticker)::bigint FROM {rel}")
         else:
             st.rows, st.rows_exact = int(estimate), False
-            st.tickers = self._read_one(f"SELECT count(*)::bigint FROM ({distinct_tickers_sql(leaves[-1])}) t")
+            st.tickers = cat.read_one(f"SELECT count(*)::bigint FROM ({distinct_tickers_sql(leaves[-1])}) t")
             st.tickers_last_day = True
         if leaves:
-            first = self._read_one(f"SELECT extract(epoch FROM min(ts))::float8 FROM {leaves[0]}")
-            last = self._read_one(f"SELECT extract(epoch FROM max(ts))::float8 FROM {leaves[-1]}")
+            first = cat.read_one(f"SELECT extract(epoch FROM min(ts))::float8 FROM {leaves[0]}")
+            last = cat.read_one(f"SELECT extract(epoch FROM max(ts))::float8 FROM {leaves[-1]}")
             st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None else None
                                        for v in (first, last))
         self._manifest_status(st)
@@ -122,9 +127,10 @@ class _Status(_StoreCore):
 
     def _manifest_status(self, st: TableStatus) -> None:
         """Days loaded into the table and when the last was, from the manifest."""
-        row = self._read_row(
+        cat = self._catalog
+        row = cat.read_row(
             f"SELECT count(DISTINCT date)::bigint, extract(epoch FROM max(loaded_at))::float8 "
-            f"FROM {self._rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [st.table])
+            f"FROM {cat.rel(MANIFEST)} WHERE table_name = %s::text AND status = 'loaded'", [st.table])
         if row:
             st.days = row[0]
             st.last_loaded = dt.datetime.fromtimestamp(row[1], dt.timezone.utc) if row[1] else None

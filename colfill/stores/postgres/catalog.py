@@ -1,15 +1,15 @@
-"""What the parts of PostgresStore share: its connections and their errors, the TimescaleDB decision, DDL,
-and read-only queries."""
+"""The catalogue of a PostgresStore: its connection pool and the errors of its driver, the TimescaleDB
+decision, DDL, what kind each bars table is and its columns, and read-only queries. The other parts of the
+store (loader, live writer, compressor, status, state) are handed one and use only its public methods."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import importlib.util
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -40,10 +40,15 @@ from colfill.stores.postgres.session import (
 NOT_PRELOADED = ("TimescaleDB is installed on the server at {where} but not loaded (it is not in "
                  "shared_preload_libraries)")
 
+# How a bars table stores its rows: a TimescaleDB hypertable, a plain table partitioned by New York day
+# (DAY_PARTITIONED on plain PostgreSQL), or a plain table. A reload finds its day by chunk exclusion, by
+# partition pruning, or through the (ticker, ts) key.
+TableKind = Literal["hypertable", "day-partitioned", "plain"]
 
-class _StoreCore:
-    """PostgresStore's connections, TimescaleDB decision, DDL and read-only queries (see PostgresStore for
-    the arguments)."""
+
+class Catalog:
+    """Connections, TimescaleDB decision, DDL, table kinds and columns, read-only queries (see PostgresStore
+    for the arguments). `load_workers` sizes the pool: one connection each, and one for control queries."""
 
     def __init__(
         self,
@@ -52,24 +57,17 @@ class _StoreCore:
         load_workers: int = 2,
         timescale: bool | None = None,
         create_db: bool = False,
-        strategy: str = "auto",
     ) -> None:
         if load_workers < 1:
             raise InvalidArgument(f"--load-workers {load_workers} must be at least 1")
-        if strategy not in ("auto", "replace", "merge"):
-            raise InvalidArgument(f"unknown load strategy {strategy!r}")
         self.target = parse_url(url)
         self.load_workers = load_workers
-        self.strategy = strategy
         self.driver = self._pick_driver(self.target.driver)
         self.notices: list[str] = []
-        self.paths: collections.Counter[str] = collections.Counter()  # load paths taken, for tests and benchmarks
         self._want_timescale = timescale
         self._columns: dict[str, dict[str, str]] = {}
-        self._hyper: set[str] = set()  # bars tables that are hypertables
-        self._partitioned: set[str] = set()  # bars tables partitioned by day (DAY_PARTITIONED, plain PostgreSQL)
+        self._kinds: dict[str, TableKind] = {}
         self._ddl_lock = threading.RLock()
-        self._stats_lock = threading.Lock()
         self._decompress_guc: bool | None = None
 
         first = self._first_session(create_db)
@@ -86,7 +84,7 @@ class _StoreCore:
             first.rollback()
         except Exception as exc:
             first.close()
-            raise self._error("reading the server's settings", exc) from None
+            raise self.error("reading the server's settings", exc) from None
         current, self.database, self.ts_version, self.ts_schema, self.ts_available, self.ts_preloaded = row
         try:
             self.schema = check_name(self.target.schema or env("COLFILL_DB_SCHEMA") or current or "public", "schema")
@@ -94,8 +92,8 @@ class _StoreCore:
         except ColfillError:
             first.close()
             raise
-        self._pool = _Pool(self._open, load_workers + 1)  # one more for the pipeline's control queries
-        self._pool.put(first)
+        self.pool = _Pool(self._open, load_workers + 1)  # one more for the pipeline's control queries
+        self.pool.put(first)
 
     # -- connections --
 
@@ -109,7 +107,9 @@ class _StoreCore:
             raise MissingDependency("postgresql+psycopg:// needs psycopg. Hint: pip install 'psycopg[binary]'")
         return wanted
 
-    def _open_raw(self, dsn: str | None = None) -> _Session:
+    def connect(self, dsn: str | None = None) -> _Session:
+        """A new driver session on the store's database (or `dsn`); the one place a connection is made, so tests
+        that record the SQL replace it with a fake session."""
         cls = _PsycopgSession if self.driver == "psycopg" else _AdbcSession
         return cls(dsn or self.target.dsn)
 
@@ -117,7 +117,7 @@ class _StoreCore:
         """A session, or the driver's exception (returned, not raised, so that the scrubbed error raised in its
         place does not carry it, and the URL in its text, as __context__)."""
         try:
-            return self._open_raw(dsn)
+            return self.connect(dsn)
         except Exception as exc:
             return exc
 
@@ -182,7 +182,8 @@ class _StoreCore:
                 s.close()
         raise self._connect_error(last or RuntimeError("no maintenance database"))[1] from None
 
-    def _error(self, what: str, exc: BaseException, hint: str = "") -> StoreError:
+    def error(self, what: str, exc: BaseException, hint: str = "") -> StoreError:
+        """The StoreError for a driver failure while doing `what`: its message scrubbed of the password, a hint."""
         if isinstance(exc, ColfillError):
             return StoreError(str(exc))
         message = self.target.scrub(" ".join(str(exc).split()))
@@ -239,7 +240,7 @@ class _StoreCore:
         try:
             s.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         except Exception as exc:
-            raise self._error("--timescale: CREATE EXTENSION timescaledb", exc,
+            raise self.error("--timescale: CREATE EXTENSION timescaledb", exc,
                               "TimescaleDB must be in shared_preload_libraries and the user may need superuser") \
                 from None
         self.ts_version, self.ts_schema = s.execute(
@@ -247,22 +248,27 @@ class _StoreCore:
             "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'timescaledb'")[0]
 
     @property
-    def _ts(self) -> tuple[tuple[int, int], str]:
+    def ts(self) -> tuple[tuple[int, int], str]:
+        """(TimescaleDB version, schema of the extension): what the DDL of colfill.stores.timescale depends on."""
         return tsdb.parse_version(self.ts_version or ""), self.ts_schema or "public"
 
     # -- DDL --
+
+    def close(self) -> None:
+        self.pool.close()
 
     def describe(self) -> str:
         kind = f"TimescaleDB {self.ts_version}" if self.hypertables and self.ts_version else "PostgreSQL"
         return f"{kind} {self.target.display} (schema {self.schema})"
 
-    def _rel(self, table: str) -> str:
+    def rel(self, table: str) -> str:
+        """`table` of the store's schema, quoted for SQL."""
         return POSTGRES.qualified(self.schema, table)
 
     @contextlib.contextmanager
-    def _ddl(self) -> Iterator[_Session]:
+    def ddl(self) -> Iterator[_Session]:
         """A DDL transaction, serialised per schema across processes (advisory lock), schema and manifest made."""
-        with self._ddl_lock, self._pool.session() as s:
+        with self._ddl_lock, self.pool.session() as s:
             had_extension = self.ts_version
             try:
                 s.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))", [f"colfill-ddl:{self.schema}"])
@@ -270,8 +276,8 @@ class _StoreCore:
                 if not s.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s::text)",
                                  [self.schema])[0][0]:
                     s.execute(f"CREATE SCHEMA {POSTGRES.quote(self.schema)}")
-                if s.execute("SELECT to_regclass(%s::text) IS NULL", [self._rel(MANIFEST)])[0][0]:
-                    s.execute(f"CREATE TABLE {self._rel(MANIFEST)} {MANIFEST_COLUMNS}")
+                if s.execute("SELECT to_regclass(%s::text) IS NULL", [self.rel(MANIFEST)])[0][0]:
+                    s.execute(f"CREATE TABLE {self.rel(MANIFEST)} {MANIFEST_COLUMNS}")
                 self._ensure_extension(s)
                 yield s
                 s.commit()
@@ -280,9 +286,9 @@ class _StoreCore:
                 self.ts_version = had_extension  # a CREATE EXTENSION of this transaction was rolled back too
                 if isinstance(exc, ColfillError) or not isinstance(exc, Exception):
                     raise
-                raise self._error(f"preparing schema {self.schema!r}", exc) from None
+                raise self.error(f"preparing schema {self.schema!r}", exc) from None
 
-    def _existing(self, s: _Session, table: str) -> tuple[str | None, dict[str, str]]:
+    def existing(self, s: _Session, table: str) -> tuple[str | None, dict[str, str]]:
         """(relkind, {column: type}) of `table` in our schema; (None, {}) when it does not exist."""
         rows = s.execute(
             "SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod)::text "
@@ -297,9 +303,9 @@ class _StoreCore:
 
     def ensure_table(self, table: str, schema: pa.Schema) -> None:
         """Create the bars table (key (ticker, ts); hypertable when TimescaleDB is on) or check and extend it."""
-        self._ensure_tables({table: schema})
+        self.ensure_tables({table: schema})
 
-    def _ensure_tables(self, tables: dict[str, pa.Schema], extra_ddl: Sequence[str] = ()) -> None:
+    def ensure_tables(self, tables: dict[str, pa.Schema], extra_ddl: Sequence[str] = ()) -> None:
         """Bars tables (and `extra_ddl`) in one transaction: all of them are made or checked, or none; then
         the compression policies of new hypertables, which must run outside a transaction block."""
         wanted: dict[str, dict[str, str]] = {}
@@ -312,10 +318,10 @@ class _StoreCore:
                                      "keyed by (ticker, ts)")
         policies: list[str] = []
         found: dict[str, tuple[dict[str, str], bool, bool]] = {}
-        with self._ddl() as s:
+        with self.ddl() as s:
             for table, cols in wanted.items():
                 policies += self._ensure_in(s, table, cols)
-                kind, columns = self._existing(s, table)
+                kind, columns = self.existing(s, table)
                 hyper = bool(self.ts_version) and bool(s.execute(
                     "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %s::text "
                     "AND hypertable_name = %s::text", [self.schema, table]))
@@ -323,19 +329,34 @@ class _StoreCore:
             for stmt in extra_ddl:
                 s.execute(stmt)
         if policies:
-            self._autocommit(policies, "adding the compression policies")
+            self.autocommit(policies, "adding the compression policies")
         for table, (columns, hyper, partitioned) in found.items():
             self._columns[table] = columns
-            for kinds, member in ((self._hyper, hyper), (self._partitioned, partitioned)):
-                if member:
-                    kinds.add(table)
-                else:
-                    kinds.discard(table)
+            self._kinds[table] = "hypertable" if hyper else "day-partitioned" if partitioned else "plain"
+
+    def kind(self, table: str) -> TableKind | None:
+        """How `table` stores its rows, as found when it was last made or checked; None before that."""
+        return self._kinds.get(table)
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        """{column: PostgreSQL type} of `table` as last made or checked by this store; None before that."""
+        return self._columns.get(table)
+
+    def lift_decompression_limit(self, s: _Session) -> None:
+        """In a load transaction on TimescaleDB: lift the limit on tuples decompressed per DML transaction (a
+        day's DELETE or COPY into a compressed chunk exceeds the default), where the server has that setting."""
+        if not self.hypertables:
+            return
+        if self._decompress_guc is None:
+            rows = s.execute("SELECT 1 FROM pg_settings WHERE name = %s::text", [tsdb.DECOMPRESSION_LIMIT_GUC])
+            self._decompress_guc = bool(rows)
+        if self._decompress_guc:
+            s.execute(f"SET LOCAL {tsdb.DECOMPRESSION_LIMIT_GUC} = 0")
 
     def _ensure_in(self, s: _Session, table: str, wanted: dict[str, str]) -> list[str]:
         """Create or check-and-extend one bars table in the open transaction; the policies still to add."""
-        kind, existing = self._existing(s, table)
-        rel = self._rel(table)
+        kind, existing = self.existing(s, table)
+        rel = self.rel(table)
         if kind is not None:
             check_existing(s, self.schema, self.database, table, kind, existing, wanted)
             for n, t in wanted.items():
@@ -350,45 +371,45 @@ class _StoreCore:
                   + by_day)
         if not hyper:
             return []
-        version, ext = self._ts
+        version, ext = self.ts
         for stmt in tsdb.hypertable_sql(self.schema, table, version, ext):
             s.execute(stmt)
         return [tsdb.policy_sql(self.schema, table, version, ext)]
 
-    def _autocommit(self, statements: Sequence[str], what: str) -> None:
+    def autocommit(self, statements: Sequence[str], what: str) -> None:
         """Statements that must not run inside a transaction block (procedures, continuous aggregates)."""
-        with self._pool.session() as s:
+        with self.pool.session() as s:
             s.set_autocommit(True)
             try:
                 for stmt in statements:
                     s.execute(stmt)
             except Exception as exc:
-                raise self._error(what, exc, "the tables were created; rerun `colfill db init` after fixing this") \
+                raise self.error(what, exc, "the tables were created; rerun `colfill db init` after fixing this") \
                     from None
             finally:
                 try:
                     s.set_autocommit(False)
                 except Exception:
-                    s._dead = True
+                    s.discard()
 
     # -- read-only queries --
 
-    def _read(self, sql: str, params: Sequence[object] | None = None) -> list[Any]:
+    def read(self, sql: str, params: Sequence[object] | None = None) -> list[Any]:
         """First column of every row of a read-only query, in its own transaction; [] when it fails."""
-        return [r[0] for r in self._read_rows(sql, params)]
+        return [r[0] for r in self.read_rows(sql, params)]
 
-    def _read_one(self, sql: str, params: Sequence[object] | None = None) -> Any:
-        rows = self._read_rows(sql, params)
+    def read_one(self, sql: str, params: Sequence[object] | None = None) -> Any:
+        rows = self.read_rows(sql, params)
         return rows[0][0] if rows else None
 
-    def _read_row(self, sql: str, params: Sequence[object] | None = None) -> tuple[Any, ...] | None:
-        rows = self._read_rows(sql, params)
+    def read_row(self, sql: str, params: Sequence[object] | None = None) -> tuple[Any, ...] | None:
+        rows = self.read_rows(sql, params)
         return rows[0] if rows else None
 
-    def _read_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+    def read_rows(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a read-only query in its own transaction; none when what it reads does not exist (a table,
         function or schema: TimescaleDB's views on a plain server); any other failure is an error."""
-        with self._pool.session() as s:
+        with self.pool.session() as s:
             try:
                 rows = s.execute(sql, params)
                 s.rollback()
@@ -397,4 +418,4 @@ class _StoreCore:
                 s.reset()
                 if _sqlstate(exc) in _MISSING_STATES:
                     return []
-                raise self._error("reading the database", exc, "nothing was changed") from None
+                raise self.error("reading the database", exc, "nothing was changed") from None
