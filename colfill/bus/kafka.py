@@ -91,10 +91,11 @@ class KafkaMessageBus:
         self.bootstrap = brokers(url)
         self.partitions = partitions
         self.delivery_timeout = float(delivery_timeout)
-        self.producer = ck.Producer({
+        self._config = {
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 2,
             "message.timeout.ms": int(self.delivery_timeout * 1000), "queue.buffering.max.messages": 1_000_000,
-            "compression.type": "lz4"})
+            "compression.type": "lz4"}
+        self.producer = ck.Producer(self._config)
         ensure_topics(self.bootstrap, [STATUS_TOPIC], partitions)
         self._topics: set[str] = set()
 
@@ -128,7 +129,14 @@ class KafkaMessageBus:
         return len(payloads)
 
     def _confirm(self, n: int, failed: list[Any], what: str) -> None:
-        left = self.producer.flush(self.delivery_timeout + 5)
+        try:
+            left = self.producer.flush(self.delivery_timeout + 5)
+        except Exception as exc:  # fatal: e.g. a broker that came back without our producer id
+            failed.append(exc)
+            left = 0
+        if any(getattr(e, "fatal", lambda: True)() for e in failed):  # this producer is done: the next batch
+            self.producer = kafka().Producer(self._config)           # gets a new one
+            self._topics.clear()
         if failed or left:
             detail = failed[0] if failed else f"{left} still queued"
             raise unreachable(self.bootstrap, f"{len(failed) or left} of {n} of {what} not confirmed within "

@@ -37,8 +37,8 @@ def bridge(
 
     stop = interrupt.Stop()
     with KafkaToRedisBridge(kafka, redis, tfs, group, session_timeout=session_timeout, notice=say) as worker:
-        say(f"colfill bridge: {worker.describe()}; Ctrl-C to stop")
         with interrupt.graceful(stop, lambda _: say("stopping")):
+            say(f"colfill bridge: {worker.describe()}; Ctrl-C to stop")
             stats = worker.run(stop)
     say(f"colfill bridge: {stats.bridged:,} bars to Redis in {stats.batches:,} batches, {stats.skipped:,} "
         f"messages skipped (not bars), {stats.redis_failures:,} failed Redis writes retried")
