@@ -73,7 +73,14 @@ class RedisMessageBus:
 
     name = "redis"
 
-    def __init__(self, url: str, maxlen: int = 100_000, socket_timeout: float = 5.0) -> None:
+    def __init__(self, url: str | None = None, maxlen: int = 100_000, socket_timeout: float = 5.0, *,
+                 host: str | None = None, port: int = 6379, db: int = 0, password: str | None = None) -> None:
+        """`url`, or the original tool's `host=`, `port=`, `db=`, `password=`."""
+        if url is None:
+            from urllib.parse import quote
+
+            auth = f":{quote(password, safe='')}@" if password else ""
+            url = f"redis://{auth}{host or 'localhost'}:{int(port)}/{int(db)}"
         if int(maxlen) < 1:
             raise InvalidArgument(f"maxlen {maxlen} must be at least 1 (the bars a stream keeps)")
         self.url = url
