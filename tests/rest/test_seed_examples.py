@@ -40,8 +40,9 @@ def test_the_ingestion_engine_example(server: PolygonServer, tmp_path: Path, red
     where = urlsplit(redis_url)
     db_writer = f"lake:///{tmp_path / 'lake'}"
 
-    from colfill import DataIngestionEngine, HistoricalDataSource, IncrementalIndicatorProcessor, RedisMessageBus
     from polygon import RESTClient
+
+    from colfill import DataIngestionEngine, HistoricalDataSource, IncrementalIndicatorProcessor, RedisMessageBus
     polygon_client = RESTClient(KEY, base=server.url)
     agg_client = polygon_client
     redis_bus = RedisMessageBus(host=where.hostname, port=where.port)
