@@ -137,7 +137,10 @@ class KafkaToRedisBridge:
             if not self._resync():
                 time.sleep(min(timeout, 0.5))
                 return 0
-        messages = self.consumer.consume(self.batch_size, timeout)
+        # consume(n, timeout) waits for n messages or the timeout: wait for one only, then take what is there
+        messages = self.consumer.consume(self.batch_size, 0) or self.consumer.consume(1, timeout)
+        if len(messages) == 1:
+            messages += self.consumer.consume(self.batch_size - 1, 0)
         bars: list[tuple[str, str, bytes]] = []
         ends: dict[tuple[str, int], int] = {}
         for msg in messages:

@@ -48,6 +48,9 @@ def brokers(url: str) -> str:
         if scheme != "kafka":
             raise InvalidArgument(f"Kafka URL {redact(url)!r}: use kafka://host:9092[,host:9092]")
         text = text.split("://", 1)[1]
+    if "@" in text:
+        raise InvalidArgument(f"Kafka URL {redact(url)!r}: colfill connects to Kafka without credentials (plaintext); "
+                              "name the brokers as host:port")
     hosts = [h.strip() for h in text.rstrip("/").split(",") if h.strip()]
     if not hosts or any(":" not in h or not h.rsplit(":", 1)[1].isdigit() for h in hosts):
         raise InvalidArgument(f"Kafka URL {redact(url)!r}: name each broker as host:port, e.g. kafka://localhost:9092")

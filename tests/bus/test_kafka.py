@@ -252,3 +252,6 @@ def test_open_bus_refuses_a_kafka_url_without_a_port() -> None:
 
     with pytest.raises(InvalidArgument, match="host:port"):
         open_bus("kafka://localhost")
+    with pytest.raises(InvalidArgument, match="without credentials") as caught:
+        open_bus("kafka://u:hunter2@host:9092")
+    assert "hunter2" not in str(caught.value)
