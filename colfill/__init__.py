@@ -5,12 +5,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["BackfillOrchestrator", "DataIngestionEngine", "HistoricalDataSource", "InMemoryMessageBus",
-           "IncrementalIndicatorProcessor", "LiveDataSource", "MarketDataSource", "RedisMessageBus", "__version__"]
+           "IncrementalIndicatorProcessor", "KafkaMessageBus", "KafkaToRedisBridge",
+           "LiveDataSource", "MarketDataSource", "RedisMessageBus", "__version__"]
 
 # name -> module of the seed's live-path classes (imported on first use, like the two below)
 _LIVE = {"DataIngestionEngine": "colfill.live.engine", "HistoricalDataSource": "colfill.sources.historical",
          "LiveDataSource": "colfill.sources.live", "MarketDataSource": "colfill.sources.base",
-         "InMemoryMessageBus": "colfill.bus.memory", "RedisMessageBus": "colfill.bus.redis"}
+         "InMemoryMessageBus": "colfill.bus.memory", "RedisMessageBus": "colfill.bus.redis",
+         "KafkaMessageBus": "colfill.bus.kafka", "KafkaToRedisBridge": "colfill.bus.bridge"}
 
 
 def __getattr__(name: str) -> object:

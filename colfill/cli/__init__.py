@@ -13,6 +13,7 @@ import sys
 import typer
 
 from colfill.cli import db, state
+from colfill.cli.bridge import bridge
 from colfill.cli.live import live
 from colfill.cli.run import demo, run, sample
 from colfill.cli.sql import sql
@@ -42,6 +43,7 @@ app.command()(live)
 app.command()(sample)
 app.command()(sql)
 app.command()(tail)
+app.command()(bridge)
 app.command()(ui)
 app.add_typer(db.app, name="db", help="PostgreSQL/TimescaleDB schema and status.")
 app.add_typer(state.app, name="state", help="Export and import the indicator state (live engine hand-off).")

@@ -26,6 +26,10 @@ def live(
                                               help="Publish enriched bars and the `live` status on this Redis, "
                                               "e.g. redis://localhost:6379/0 (default: in this process only).")]
     = None,
+    bus: Annotated[str | None, typer.Option("--bus", envvar="COLFILL_BUS_URL", show_default=False,
+                                            help="Publish on this bus instead: memory://, redis://host:6379/0 or "
+                                            "kafka://host:9092[,host:9092] (topics colfill.bars.1m, colfill.status; "
+                                            "`colfill bridge` carries them on to Redis).")] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket URL, else COLFILL_WS_URL, else "
                                                "wss://socket.massive.com/stocks (real time).")] = None,
     delayed: Annotated[bool, typer.Option("--delayed", help="The 15-minute delayed feed "
@@ -69,6 +73,9 @@ def live(
     from colfill.stores import open_store
     from colfill.target import resolve
 
+    if bus and redis:
+        raise InvalidArgument("give --bus or --redis (its short form), not both")
+    bus_url = bus or redis
     if batch_size < 1 or flush_interval <= 0:
         raise InvalidArgument("--batch-size must be at least 1 and --flush-interval above 0")
     settings = LiveSettings.from_env(tickers, url=ws_url, api_key=api_key, delayed=delayed)
@@ -76,15 +83,15 @@ def live(
     err = console(stderr=True)
     store = open_store(resolve(db, data_dir), load_workers=1)
     try:
-        bus = open_bus(redis)
+        message_bus = open_bus(bus_url)
         try:
-            engine = DataIngestionEngine(storage=store, message_bus=bus, batch_size=batch_size,
+            engine = DataIngestionEngine(storage=store, message_bus=message_bus, batch_size=batch_size,
                                          flush_interval=flush_interval, indicators=indicators, track_last=True,
                                          write_behind=publish_first,
                                          gap_fill=GapFiller(rest, rest.settings.workers) if rest else None)
             source = LiveDataSource(settings)
             err.print(f"colfill live: {source.describe()} → {store.describe()}, bus "
-                      f"{redact(redis) if redis else 'in-process'}, gaps filled from "
+                      f"{redact(bus_url) if bus_url else 'in-process'}, gaps filled from "
                       f"{rest.settings.url if rest else 'nowhere (--no-gap-fill)'}", highlight=False)
             engine.prepare(source.timeframe)
             for notice in engine.notices:
@@ -96,7 +103,7 @@ def live(
                 engine.ingest(source, mode="stream", stop=stop)
             saved = engine.save_state()
         finally:
-            bus.close()
+            message_bus.close()
     finally:
         store.close()
         if rest is not None:

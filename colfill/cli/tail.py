@@ -1,4 +1,4 @@
-"""`colfill tail`: follow the enriched bars others publish on Redis, one line per bar, until Ctrl-C."""
+"""`colfill tail`: follow the enriched bars others publish on Redis or Kafka, one line per bar, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def tail(
                                                  show_default=False)],
     redis: Annotated[str, typer.Option("--redis", envvar="COLFILL_REDIS_URL", show_default=False,
                                        help=f"Redis the bars are published on (default {DEFAULT_REDIS}).")] = "",
+    bus: Annotated[str, typer.Option("--bus", envvar="COLFILL_BUS_URL", show_default=False,
+                                     help="The bus instead: redis://host:6379/0 or kafka://host:9092.")] = "",
     timeframe: Annotated[str, typer.Option("--timeframe", help="Bar timeframe: 1m or 1d.")] = "1m",
     columns: Annotated[str | None, typer.Option("--columns", show_default=False,
                                                 help="Indicator columns to show, comma-separated (default: "
@@ -55,9 +57,8 @@ def tail(
     as_json: Annotated[bool, typer.Option("--json", help="Print each message as it arrives (JSON lines).")] = False,
 ) -> None:
     """Print the enriched bars `colfill live` (or anything using colfill's Redis bus) publishes, one line per bar,
-    until Ctrl-C (exit 130). An unreachable Redis exits 3."""
+    until Ctrl-C (exit 130). An unreachable bus exits 3."""
     from colfill.bus.base import dumps
-    from colfill.bus.redis import subscribe
     from colfill.errors import InvalidArgument
 
     if timeframe not in ("1m", "1d"):
@@ -68,7 +69,15 @@ def tail(
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     from colfill.config import redact
 
-    url = redis or DEFAULT_REDIS
+    if bus and redis:
+        raise InvalidArgument("give --bus or --redis (its short form), not both")
+    url = bus or redis or DEFAULT_REDIS
+    if url.startswith("kafka://"):
+        from colfill.bus.kafka import subscribe
+    elif url.startswith("memory:"):
+        raise InvalidArgument("--bus memory:// is inside one process: tail reads Redis or Kafka")
+    else:
+        from colfill.bus.redis import subscribe  # type: ignore[assignment]
 
     def ready() -> None:
         sys.stderr.write(f"following {', '.join(names)} ({timeframe}) on {redact(url)}; Ctrl-C to stop\n")

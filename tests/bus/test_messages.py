@@ -105,7 +105,7 @@ def test_in_memory_bus_delivers_under_the_redis_names_and_keeps_the_last_n() -> 
     assert bus.status("live") == {"name": "live", "kind": "live", "bars": 8}
     assert inbox.qsize() == 9 and bus.messages("colfill:status")[-1]["bars"] == 8  # the broken one was dropped
     with pytest.raises(InvalidArgument, match="unknown scheme"):
-        open_bus("kafka://u:pw@host:9092")
+        open_bus("nats://u:pw@host:4222")
 
 
 def test_in_memory_subscribe_yields_the_chosen_tickers() -> None:

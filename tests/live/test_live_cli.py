@@ -136,3 +136,31 @@ def test_an_outage_is_filled_from_rest_through_the_installed_command(tmp_path: P
     finally:
         con.close()
     assert rows == sorted((b["sym"], b["s"], b["c"]) for minute in bars for b in minute)
+
+
+def test_live_on_kafka_puts_every_bar_on_the_topic(tmp_path: Path, kafka_url: str) -> None:
+    ck = pytest.importorskip("confluent_kafka")
+    tickers = [f"Q{uuid.uuid4().hex[:5].upper()}" for _ in range(2)]
+    events = [minute_bar(t, T0 + i * MIN, 20.0 + i) for i in range(40) for t in tickers]
+    with PolygonWsServer(api_key=KEY) as srv:
+        srv.publish(events, per_frame=10)
+        proc = start("--tickers", ",".join(tickers), "--ws-url", srv.url, "--data-dir", str(tmp_path / "data"),
+                     "--bus", kafka_url, "--indicators", "sma:5")
+        consumer = ck.Consumer({"bootstrap.servers": kafka_url.removeprefix("kafka://"), "group.id": uuid.uuid4().hex,
+                                "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        got: list[dict] = []
+        try:
+            consumer.subscribe(["colfill.bars.1m"])
+            deadline = time.monotonic() + 60
+            while len(got) < len(events) and time.monotonic() < deadline:
+                for m in consumer.consume(500, 0.5):
+                    if m.error() is None and m.key().decode() in tickers:
+                        got.append(json.loads(m.value()))
+        finally:
+            consumer.close()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+    assert proc.returncode == errors.OK, err
+    assert "bus kafka://" in err
+    assert sorted((m["ticker"], m["t"]) for m in got) == sorted((e["sym"], e["s"]) for e in events)
+    assert all("sma_5" in m for m in got)
