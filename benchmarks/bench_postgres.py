@@ -144,13 +144,13 @@ def _keyed_table(con, schema: str, names: list[str], url: str) -> str:  # type: 
     cols = ", ".join(f'"{n}" {types[n]}' + (' COLLATE "C"' if n == "ticker" else "")  # as the store makes it
                      + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
     con.execute(f'CREATE SCHEMA "{schema}"')
-    con.execute(f'CREATE TABLE "{schema}".bars ({cols}, PRIMARY KEY (ticker, ts))')
+    con.execute(f'CREATE TABLE "{schema}".bars_1m ({cols}, PRIMARY KEY (ticker, ts))')
     kind, version, ext_schema = table_kind(url)
     if version is not None:  # the store's own DDL: 1-day chunks on ts, its compression settings
-        for statement in tsdb.hypertable_sql(schema, "bars", version, ext_schema):
+        for statement in tsdb.hypertable_sql(schema, "bars_1m", version, ext_schema):
             con.execute(statement)  # type: ignore[arg-type]
     con.commit()
-    return f'"{schema}".bars'
+    return f'"{schema}".bars_1m'
 
 
 # --- baselines --------------------------------------------------------------------------------------------
