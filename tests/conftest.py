@@ -166,3 +166,29 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
     schema = f"colfill_test_{uuid.uuid4().hex[:12]}"
     yield with_query(pg_server_url, schema=schema)
     drop_schema(pg_server_url, schema)
+
+
+@pytest.fixture(scope="session")
+def ts_server() -> Iterator[str]:
+    """A database of the session's own with TimescaleDB enabled in it, on COLFILL_TEST_TIMESCALE_URL's server (else
+    COLFILL_TEST_PG_URL's, when it loads TimescaleDB), dropped at the end: the extension is per database, so the
+    plain-PostgreSQL tests' database never gets it. Skips where no server has it (CI's PostgreSQL has none); a
+    COLFILL_TEST_TIMESCALE_URL that is set but unreachable fails under CI=true."""
+    import psycopg
+
+    env = "COLFILL_TEST_TIMESCALE_URL"
+    url = os.environ.get(env) or os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"no PostgreSQL to look for TimescaleDB on ({env} is not set)")
+    try:
+        psycopg.connect(plain_url(url), connect_timeout=5).close()
+    except Exception as exc:
+        if os.environ.get(env):
+            need_service("TimescaleDB", f"cannot connect with {env}: {str(exc).strip()}")
+        pytest.skip(f"cannot connect: {exc}")
+    if not timescale_loaded(url):
+        pytest.skip(f"TimescaleDB is not loaded on this server (CI has none; set {env})")
+    with scratch_database(url, "colfill_ts") as own:
+        with psycopg.connect(plain_url(own), autocommit=True) as con:
+            con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        yield own

@@ -5,6 +5,7 @@ rows (whole day) or merges with them (a --tickers lineage)."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -15,15 +16,33 @@ from colfill.errors import SchemaMismatch
 from colfill.stores import open_store
 from colfill.stores.base import Store
 from colfill.stores.postgres import PostgresStore
+from tests.conftest import drop_schema, with_query
 from tests.postgres.conftest import INDICATORS, NEW_YORK, Db, batch, expected_rows, make_day
 
 pytestmark = pytest.mark.postgres
 DAY, NEXT = dt.date(2024, 3, 7), dt.date(2024, 3, 8)
 
 
-@pytest.fixture(params=["psycopg", "adbc"])
-def store(pg_url: str, request: pytest.FixtureRequest) -> Iterator[PostgresStore]:
-    s = open_store(pg_url.replace("postgresql://", f"postgresql+{request.param}://", 1))
+@pytest.fixture(params=["psycopg", "adbc", "psycopg-hypertable"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Plain tables through either driver, and hypertables where a TimescaleDB server is at hand."""
+    driver, _, kind = request.param.partition("-")
+    server = request.getfixturevalue("ts_server" if kind else "pg_server_url")
+    schema = f"colfill_live_{uuid.uuid4().hex[:12]}"
+    yield with_query(server, schema=schema).replace("postgresql://", f"postgresql+{driver}://", 1)
+    drop_schema(server, schema)
+
+
+@pytest.fixture
+def db(store_url: str) -> Iterator[Db]:
+    d = Db(store_url)
+    yield d
+    d.con.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[PostgresStore]:
+    s = open_store(store_url)
     assert isinstance(s, PostgresStore) and isinstance(s, Store)
     yield s
     s.close()
@@ -90,10 +109,10 @@ def test_unsorted_live_rows_with_large_strings(store: PostgresStore, db: Db) -> 
 
 
 def test_live_rows_of_other_numeric_types_and_new_columns_fit_the_backfilled_table(store: PostgresStore,
-                                                                                    pg_url: str, db: Db) -> None:
+                                                                                    store_url: str, db: Db) -> None:
     store.load(batch(make_day(DAY, ["AAPL"], minutes=2, seed=7), DAY))  # the table as the backfill made it
     store.close()
-    store = PostgresStore(pg_url)  # a new process's store: it has not seen the table yet
+    store = PostgresStore(store_url)  # a new process's store: it has not seen the table yet
     rows = make_day(NEXT, ["AAPL"], minutes=2, seed=8)
     rows = rows.set_column(rows.column_names.index("volume"), "volume", pa.array([5, 6], pa.int32()))
     rows = rows.append_column("ema_50", pa.array([1.5, 2.5]))

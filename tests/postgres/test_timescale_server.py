@@ -28,7 +28,6 @@ import pytest
 
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
-from tests.conftest import need_service, scratch_database, timescale_loaded
 from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, plain_url, with_query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
@@ -36,29 +35,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 ENV = "COLFILL_TEST_TIMESCALE_URL"
 BIN = Path(sys.executable).with_name("colfill")
 START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 9)  # 28 trading days, all far older than compress_after
-
-
-@pytest.fixture(scope="module")
-def ts_server() -> Iterator[str]:
-    """A database of this module's own with the extension created in it, dropped at the end: the extension is per
-    database, so the plain-PostgreSQL tests' database never gets it."""
-    import psycopg
-
-    url = os.environ.get(ENV) or os.environ.get("COLFILL_TEST_PG_URL")
-    if not url:
-        pytest.skip(f"no PostgreSQL to look for TimescaleDB on ({ENV} is not set)")
-    try:
-        psycopg.connect(plain_url(url), connect_timeout=5).close()
-    except Exception as exc:
-        if os.environ.get(ENV):
-            need_service("TimescaleDB", f"cannot connect with {ENV}: {str(exc).strip()}")
-        pytest.skip(f"cannot connect: {exc}")
-    if not timescale_loaded(url):
-        pytest.skip("TimescaleDB is not loaded on this server (CI has none; set COLFILL_TEST_TIMESCALE_URL)")
-    with scratch_database(url, "colfill_ts") as own:
-        with psycopg.connect(plain_url(own), autocommit=True) as con:
-            con.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        yield own
 
 
 @pytest.fixture
