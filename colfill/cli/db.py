@@ -123,6 +123,9 @@ def _print_status(console: Console, tables: list[TableStatus]) -> None:
                       f"{t.compression_ratio:.1f}x" if t.compression_ratio else ""]
         out.add_row(*cells)
     console.print(out)
+    for t in tables:
+        if t.uniqueness:
+            console.print(f"{t.table}: one row per (ticker, ts): {t.uniqueness}", highlight=False, soft_wrap=True)
 
 
 def _when(ts: dt.datetime | None) -> str:

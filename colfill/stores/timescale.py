@@ -36,6 +36,15 @@ Choices, and why:
   decompresses only the batches overlapping that day. The loader lifts
   `timescaledb.max_tuples_decompressed_per_dml_transaction` (default 100 k) for its own transaction,
   since a whole day is more than that; the policy recompresses the chunk later.
+- **No unique index, direct compress** (new hypertables). A unique index makes TimescaleDB check every
+  row of a COPY against the chunk and skip direct compress; without it, `COPY` with
+  `timescaledb.enable_direct_compress_copy` (2.21+) and `..._client_sorted` (rows sent in (ticker, ts)
+  order) writes compressed batches straight away: 0.72 M rows/s against 0.22 M for COPY under the key
+  + `compress_chunk`, measured on 2.28.3. One row per (ticker, ts) is then the loader's: a day is deleted and rewritten
+  under a per-day advisory lock in one transaction, and its row count checked before commit. A
+  non-unique (ticker, ts) index stays: it costs direct compress nothing (it indexes only a chunk's
+  uncompressed rows) and serves live writes' DELETE of revised minutes and reads of today's chunk.
+  With a daily aggregate, direct compress needs 2.23+; older servers COPY and compress the chunk.
 - **Daily continuous aggregate** (`bars_1d_cagg`, optional): OHLCV and transactions of New York days
   from `bars_1m`. It cannot replace the `bars_1d` table, which holds the day files' own bars and the
   indicators (window functions are not allowed in continuous aggregates).
@@ -52,6 +61,9 @@ MIN_VERSION = (2, 13)  # by_range(); DML on compressed chunks (2.11)
 COLUMNSTORE_VERSION = (2, 18)  # ALTER TABLE ... SET (timescaledb.enable_columnstore ...), add_columnstore_policy
 DECOMPRESSION_LIMIT_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
 DAILY_CAGG = "bars_1d_cagg"
+DIRECT_COMPRESS_GUC = "timescaledb.enable_direct_compress_copy"
+DIRECT_COMPRESS_SORTED_GUC = "timescaledb.enable_direct_compress_copy_client_sorted"
+DIRECT_COMPRESS_CAGG_VERSION = (2, 23)  # direct compress into hypertables with continuous aggregates
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,17 @@ def hypertable_sql(schema: str, table: str, version: tuple[int, int], ext_schema
             "timescaledb.compress_segmentby = 'ticker', timescaledb.compress_orderby = 'ts')"
         )
     return stmts
+
+
+def direct_compress_sql(on: bool) -> list[str]:
+    """SET LOCAL of direct compress for the COPY of one load transaction (rows sent sorted by (ticker, ts))."""
+    value = "on" if on else "off"
+    return [f"SET LOCAL {DIRECT_COMPRESS_GUC} = {value}", f"SET LOCAL {DIRECT_COMPRESS_SORTED_GUC} = {value}"]
+
+
+def load_index_sql(schema: str, table: str) -> str:
+    """The non-unique (ticker, ts) index of a hypertable without a key (see Indexes above)."""
+    return f"CREATE INDEX IF NOT EXISTS {quote_ident(table + '_ticker_ts')} ON {qualified(schema, table)} (ticker, ts)"
 
 
 def policy_sql(schema: str, table: str, version: tuple[int, int], ext_schema: str = "public") -> str:

@@ -25,6 +25,7 @@ from colfill.stores.postgres.schema import (
     MANIFEST_COLUMNS,
     check_existing,
     check_name,
+    has_unique_key,
     parse_url,
     pg_type,
 )
@@ -69,6 +70,9 @@ class Catalog:
         self._kinds: dict[str, TableKind] = {}
         self._ddl_lock = threading.RLock()
         self._decompress_guc: bool | None = None
+        self._keyless: dict[str, bool] = {}
+        self._direct: dict[str, bool] = {}
+        self._direct_guc: bool | None = None
 
         first = self._first_session(create_db)
         try:
@@ -317,26 +321,57 @@ class Catalog:
                 raise SchemaMismatch(f"{table}: the data has no {' and '.join(missing)} column; bars tables are "
                                      "keyed by (ticker, ts)")
         policies: list[str] = []
-        found: dict[str, tuple[dict[str, str], bool, bool]] = {}
+        found: dict[str, tuple[dict[str, str], bool, bool, bool]] = {}
         with self.ddl() as s:
             for table, cols in wanted.items():
                 policies += self._ensure_in(s, table, cols)
                 kind, columns = self.existing(s, table)
-                hyper = bool(self.ts_version) and bool(s.execute(
-                    "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %s::text "
-                    "AND hypertable_name = %s::text", [self.schema, table]))
-                found[table] = (columns, hyper, kind == "p")
+                hyper = self._is_hypertable(s, table)
+                keyless = hyper and not has_unique_key(s, self.schema, table)
+                found[table] = (columns, hyper, kind == "p", keyless)
             for stmt in extra_ddl:
                 s.execute(stmt)
         if policies:
             self.autocommit(policies, "adding the compression policies")
-        for table, (columns, hyper, partitioned) in found.items():
+        for table, (columns, hyper, partitioned, keyless) in found.items():
             self._columns[table] = columns
             self._kinds[table] = "hypertable" if hyper else "day-partitioned" if partitioned else "plain"
+            self._keyless[table] = keyless
+            if hyper and not keyless and self.direct_compress_guc():
+                self._notice(f"the hypertables of schema {self.schema!r} keep their primary key (ticker, ts): loads "
+                             "COPY under the key and compress after. Hint: the faster layout (no unique index, "
+                             "direct compress) needs `colfill db init` on a new schema (?schema=NAME).")
+
+    def _is_hypertable(self, s: _Session, table: str) -> bool:
+        return bool(self.ts_version) and bool(s.execute(
+            "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %s::text "
+            "AND hypertable_name = %s::text", [self.schema, table]))
 
     def kind(self, table: str) -> TableKind | None:
         """How `table` stores its rows, as found when it was last made or checked; None before that."""
         return self._kinds.get(table)
+
+    def keyless(self, table: str) -> bool:
+        """Whether `table` is a hypertable without a unique (ticker, ts) index: one row per key is the loader's."""
+        return self._keyless.get(table, False)
+
+    def direct_compress_guc(self) -> bool:
+        """Whether the server accepts direct compress of COPY (TimescaleDB 2.21+), asked once."""
+        if self._direct_guc is None:
+            self._direct_guc = bool(self.ts_version) and bool(self.read(
+                "SELECT 1 FROM pg_settings WHERE name = %s::text", [tsdb.DIRECT_COMPRESS_GUC]))
+        return self._direct_guc
+
+    def direct_compress(self, table: str) -> bool:
+        """Whether loads into `table` COPY with direct compress: a keyless hypertable, a server with the setting,
+        and 2.23+ when a continuous aggregate reads the table (older servers COPY, then compress the chunk)."""
+        if table not in self._direct:
+            on = self.keyless(table) and self.direct_compress_guc()
+            if on and self.ts[0] < tsdb.DIRECT_COMPRESS_CAGG_VERSION:
+                on = not self.read("SELECT 1 FROM timescaledb_information.continuous_aggregates WHERE "
+                                   "hypertable_schema = %s::text AND hypertable_name = %s::text", [self.schema, table])
+            self._direct[table] = on
+        return self._direct[table]
 
     def columns(self, table: str) -> dict[str, str] | None:
         """{column: PostgreSQL type} of `table` as last made or checked by this store; None before that."""
@@ -358,7 +393,8 @@ class Catalog:
         kind, existing = self.existing(s, table)
         rel = self.rel(table)
         if kind is not None:
-            check_existing(s, self.schema, self.database, table, kind, existing, wanted)
+            check_existing(s, self.schema, self.database, table, kind, existing, wanted,
+                           keyless_ok=self._is_hypertable(s, table))
             for n, t in wanted.items():
                 if n not in existing:
                     s.execute(f"ALTER TABLE {rel} ADD COLUMN {POSTGRES.quote(n)} {t}")
@@ -367,12 +403,13 @@ class Catalog:
         # rules, which on en_US.UTF-8 servers are a large share of a load's CPU; the order is the files'.
         hyper = self.hypertables and table in tsdb.SPECS
         by_day = " PARTITION BY RANGE (ts)" if table in DAY_PARTITIONED and not hyper else ""
-        s.execute(sql.create_sql(POSTGRES, rel, wanted, KEY, options=lambda n: ' COLLATE "C"' if n == "ticker" else "")
-                  + by_day)
+        # A hypertable has no key: see "No unique index, direct compress" in colfill.stores.timescale.
+        s.execute(sql.create_sql(POSTGRES, rel, wanted, KEY, options=lambda n: ' COLLATE "C"' if n == "ticker" else "",
+                                 keyed=not hyper) + by_day)
         if not hyper:
             return []
         version, ext = self.ts
-        for stmt in tsdb.hypertable_sql(self.schema, table, version, ext):
+        for stmt in [*tsdb.hypertable_sql(self.schema, table, version, ext), tsdb.load_index_sql(self.schema, table)]:
             s.execute(stmt)
         return [tsdb.policy_sql(self.schema, table, version, ext)]
 

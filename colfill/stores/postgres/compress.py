@@ -106,7 +106,9 @@ class Compressor:
                 return
             with self._comp_lock:
                 pending = self._pending.setdefault(table, {})
-                pending.update({name: end for name, end, _ in rows})
+                # direct compress (colfill.stores.timescale) leaves its chunks compressed at commit
+                direct = self._catalog.direct_compress(table)
+                pending.update({name: end for name, end, compressed in rows if not (direct and compressed)})
                 flight = self._in_flight[table]
                 frontier = (min(flight) if flight else hi).timestamp()
                 due = [c for c, end in pending.items() if end <= frontier and end <= self._old_enough(s, table)]

@@ -5,7 +5,8 @@ UPDATE` (a revision replaces the row; columns the batch lacks become null, as a 
 delete-then-insert leaves them), in one transaction. On a day-partitioned `bars_1m` the day's partition
 is created first when missing, under the loader's per-day advisory lock; a later backfill of that day
 then swaps its own partition in (the live rows are replaced as a whole) or, for a `--tickers` lineage,
-merges into it (colfill.stores.postgres.load).
+merges into it (colfill.stores.postgres.load). A hypertable without a key (colfill.stores.timescale) has no
+ON CONFLICT: under the loader's per-day locks the batch's keys are deleted, then its rows inserted.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ class LiveWriter:
     def _upsert_live(self, s: _Session, table: str, data: pa.Table, days: list[dt.date]) -> int:
         cat = self._catalog
         rel = cat.rel(table)
+        keyless = cat.keyless(table)
         try:
+            if keyless:
+                for day in days:  # the loader rewrites a day under this lock: no live row slips in between
+                    load_lock(cat, s, table, day)
             if cat.kind(table) == "day-partitioned":
                 for day in days:  # in date order, as the loader takes them: no lock cycles
                     load_lock(cat, s, table, day)
@@ -103,8 +108,15 @@ class LiveWriter:
             s.copy(None, STAGE, data)
             cols = ", ".join(POSTGRES.quote(c) for c in data.column_names)
             nulls = [c for c in cat.columns(table) or {} if c not in data.column_names]
-            s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM {STAGE} ORDER BY ticker, ts "
-                      f"{POSTGRES.upsert(KEY, data.column_names, nulls)}")
+            if keyless:
+                span = pc.min_max(data["ts"])  # as parameters: the chunks outside it are excluded at planning
+                s.execute(f"DELETE FROM {rel} AS t USING {STAGE} AS n WHERE t.ticker = n.ticker AND t.ts = n.ts "
+                          "AND t.ts >= %s::timestamptz AND t.ts <= %s::timestamptz",
+                          [span["min"].as_py().isoformat(), span["max"].as_py().isoformat()])
+                s.execute(f"INSERT INTO {rel} ({cols}) SELECT {cols} FROM {STAGE} ORDER BY ticker, ts")
+            else:
+                s.execute(f"INSERT INTO {rel} AS t ({cols}) SELECT {cols} FROM {STAGE} ORDER BY ticker, ts "
+                          f"{POSTGRES.upsert(KEY, data.column_names, nulls)}")
             s.commit()
         except Exception as exc:
             s.reset()

@@ -1,5 +1,12 @@
-"""The loader: a day partition's load paths (swap into a day-partitioned table, insert, replace, merge), one
-transaction with its manifest row, retried by `session.retrying`; and the manifest read back."""
+"""The loader: a day partition's load paths (swap into a day-partitioned table, insert, replace, merge, or
+rewrite into a hypertable without a key), one transaction with its manifest row, retried by
+`session.retrying`; and the manifest read back.
+
+Into a hypertable without a unique index (colfill.stores.timescale) one row per (ticker, ts) is kept here:
+under the day's advisory lock the day's rows (of the batch's tickers) are deleted, the batch COPYed in (with
+direct compress where the server has it), and the rows the day then holds counted against the rows sent
+before commit. A difference rolls back and the day is tried once more without direct compress (still
+experimental upstream), then it is an error naming the day: never a silent loss or duplicate."""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import pyarrow.compute as pc
 
 from colfill.dialect import POSTGRES
 from colfill.errors import InvalidArgument, SchemaMismatch, StoreError, TransientError
+from colfill.stores import timescale as tsdb
 from colfill.stores.base import LoadBatch, day_bounds
 from colfill.stores.postgres.catalog import Catalog
 from colfill.stores.postgres.schema import KEY, MANIFEST, check_name, distinct_tickers_sql, pg_array
@@ -101,17 +109,36 @@ def load_lock(catalog: Catalog, s: _Session, table: str, date: dt.date) -> None:
               [f"colfill-load:{catalog.schema}.{table}:{date.isoformat()}"])
 
 
+class _Mismatch(Exception):
+    """The day's row count after its COPY differs from the rows sent (rolled back)."""
+
+    def __init__(self, written: int, sent: int) -> None:
+        super().__init__(f"{written} rows written, {sent} sent")
+
+
+def rows_in_day(batch: LoadBatch, data: pa.Table) -> int:
+    """Rows of `data` that the day's filter (its New York day, its tickers when it names them) selects."""
+    lo, hi = day_bounds(batch.date)
+    mask = pc.and_(pc.greater_equal(data["ts"], pa.scalar(lo, data.schema.field("ts").type)),
+                   pc.less(data["ts"], pa.scalar(hi, data.schema.field("ts").type)))
+    if batch.tickers is not None:
+        mask = pc.and_(mask, pc.is_in(data["ticker"], pa.array(list(batch.tickers), data.schema.field("ticker").type)))
+    return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
+
+
 class Loader:
     """Day loads: one partition with its manifest row per transaction, and the manifest read back.
 
     `strategy` is for tests and benchmarks: "auto" (insert new days, replace loaded ones), or
-    "replace"/"merge" to force a path. `paths` counts the paths taken."""
+    "replace"/"merge" to force a path. `paths` counts the paths taken. `compress` False (--no-compress) keeps
+    direct compress off: the chunks are left to the policy."""
 
-    def __init__(self, catalog: Catalog, strategy: str = "auto") -> None:
+    def __init__(self, catalog: Catalog, strategy: str = "auto", compress: bool = True) -> None:
         if strategy not in ("auto", "replace", "merge"):
             raise InvalidArgument(f"unknown load strategy {strategy!r}")
         self._catalog = catalog
         self.strategy = strategy
+        self.compress = compress
         self.paths: collections.Counter[str] = collections.Counter()
         self._stats_lock = threading.Lock()
 
@@ -129,14 +156,26 @@ class Loader:
                 return self.apply(s, batch, data, self.strategy)
             except _Conflict:  # rolled back: the merge path replaces whatever rows are there
                 return self.apply(s, batch, data, "merge")
+            except _Mismatch:  # rolled back: once more without direct compress
+                with self._stats_lock:
+                    self.paths["verify-retry"] += 1
+                try:
+                    return self.apply(s, batch, data, self.strategy, direct=False)
+                except _Mismatch as again:
+                    raise StoreError(
+                        f"loading {batch.source_key} ({batch.table} {batch.date}) into {cat.target.display}: the day "
+                        f"held a different number of rows than were sent after its COPY ({again}), with and "
+                        "without direct compress. Hint: nothing was changed (rolled back); the server lost or "
+                        "added rows, check its TimescaleDB version and triggers on the table.") from None
 
         return retrying(cat.pool, attempt, lambda n, message: TransientError(
             f"loading {batch.source_key} ({batch.table} {batch.date}) into {cat.target.display} failed {n} times: "
             f"{message}. Hint: nothing was changed; rerun to retry."))
 
-    def apply(self, s: _Session, batch: LoadBatch, data: pa.Table, strategy: str) -> int:
+    def apply(self, s: _Session, batch: LoadBatch, data: pa.Table, strategy: str, direct: bool = True) -> int:
         """One attempt at the partition on session `s`, committed with its manifest row, else rolled back: raises
-        _Conflict (redo as "merge"), _Retry (transient) or a StoreError. `load` calls it, tests wrap it."""
+        _Conflict (redo as "merge"), _Mismatch (redo with `direct` False), _Retry (transient) or a StoreError.
+        `load` calls it, tests wrap it."""
         cat = self._catalog
         table, rel = batch.table, cat.rel(batch.table)
         params: list[object] = [t.isoformat() for t in day_bounds(batch.date)]
@@ -153,7 +192,10 @@ class Loader:
                 path = "replace" if seen else "insert"
             by_day = cat.kind(table) == "day-partitioned"
             part, exists = day_partition(cat, s, table, batch.date) if by_day else ("", False)
-            if by_day and path != "merge" and (not exists or batch.tickers is None):
+            if cat.keyless(table):
+                path = "replace" if path == "merge" else path
+                self._rewrite_day(s, batch, data, params, direct and self.compress and cat.direct_compress(table))
+            elif by_day and path != "merge" and (not exists or batch.tickers is None):
                 self._swap_day(s, batch, data, part, replacing=exists)
             else:
                 if by_day and not exists:
@@ -175,6 +217,8 @@ class Loader:
             s.commit()
         except Exception as exc:
             s.reset()
+            if isinstance(exc, _Mismatch):
+                raise
             state = _sqlstate(exc)
             if state == "23505" and strategy != "merge":
                 raise _Conflict() from None
@@ -188,6 +232,24 @@ class Loader:
         with self._stats_lock:
             self.paths[path] += 1
         return data.num_rows
+
+    def _rewrite_day(self, s: _Session, batch: LoadBatch, data: pa.Table, params: list[object], direct: bool) -> None:
+        """Into a hypertable without a key: delete the day's rows, COPY the batch (sorted by (ticker, ts), as
+        `prepare` leaves it and direct compress's client-sorted mode needs), count what the day holds."""
+        cat = self._catalog
+        rel, where = cat.rel(batch.table), self.partition_filter(batch)
+        s.execute(f"DELETE FROM {rel} AS t WHERE {where}", params)
+        if direct:
+            for stmt in tsdb.direct_compress_sql(True):
+                s.execute(stmt)
+            with self._stats_lock:
+                self.paths["direct-compress"] += 1
+        if data.num_rows:
+            s.copy(cat.schema, batch.table, data, keep_order=direct)
+        written = int(s.execute(f"SELECT count(*)::bigint FROM {rel} AS t WHERE {where}", params)[0][0])
+        sent = rows_in_day(batch, data)
+        if written != sent:
+            raise _Mismatch(written, sent)
 
     def _swap_day(self, s: _Session, batch: LoadBatch, data: pa.Table, name: str, replacing: bool) -> None:
         """Build the day as a new table and attach it as the day's partition, replacing any old one.

@@ -189,9 +189,9 @@ def distinct_tickers_sql(rel: str) -> str:
 
 
 def check_existing(s: _Session, schema: str, database: str, table: str, kind: str, existing: dict[str, str],
-                   wanted: dict[str, str]) -> None:
+                   wanted: dict[str, str], keyless_ok: bool = False) -> None:
     """Refuse an existing bars table colfill cannot load into: not a table, a column of an incompatible
-    type, or no unique key on (ticker, ts)."""
+    type, or no unique key on (ticker, ts) (`keyless_ok`: a hypertable, whose loader keeps rows unique)."""
     where = f"table {schema}.{table} in database {database!r}"
     hint = "Hint: colfill never drops or rewrites data; rename the table, or use another schema (?schema=NAME)."
     if kind not in ("r", "p"):
@@ -200,6 +200,13 @@ def check_existing(s: _Session, schema: str, database: str, table: str, kind: st
         have = existing.get(n)
         if have is not None and have not in _COMPATIBLE[t]:
             raise SchemaMismatch(f"{where} has column {n} of type {have}; colfill loads {t} into it. {hint}")
+    if not keyless_ok and not has_unique_key(s, schema, table):
+        raise SchemaMismatch(f"{where} has no primary key or unique index on (ticker, ts), which colfill needs "
+                             f"to replace days exactly once. {hint}")
+
+
+def has_unique_key(s: _Session, schema: str, table: str) -> bool:
+    """Whether `table` has a primary key or unique index on exactly (ticker, ts)."""
     keys = s.execute(
         "SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) FROM pg_index i "
         "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
@@ -207,6 +214,4 @@ def check_existing(s: _Session, schema: str, database: str, table: str, kind: st
         "WHERE i.indrelid = to_regclass(%s::text) AND i.indisunique GROUP BY i.indexrelid",
         [POSTGRES.qualified(schema, table)],
     )
-    if not any(r[0] == "ticker,ts" for r in keys):
-        raise SchemaMismatch(f"{where} has no primary key or unique index on (ticker, ts), which colfill needs "
-                             f"to replace days exactly once. {hint}")
+    return any(r[0] == "ticker,ts" for r in keys)

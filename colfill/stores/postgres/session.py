@@ -62,9 +62,11 @@ class _Session:
     def execute(self, sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False,
+             keep_order: bool = False) -> None:
         """COPY `data` into the table; `freeze` (a table made in this transaction) writes its rows frozen and
-        all-visible, so neither the first reads nor vacuum have to rewrite the day's pages later."""
+        all-visible, so neither the first reads nor vacuum have to rewrite the day's pages later; `keep_order`
+        sends the rows in their order (for direct compress's client-sorted COPY)."""
         raise NotImplementedError
 
     def commit(self) -> None:
@@ -112,8 +114,9 @@ class _PsycopgSession(_Session):
         self.rowcount = cur.rowcount
         return cur.fetchall() if cur.description else []
 
-    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
-        order, chunks = encode_pgcopy(data)
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False,
+             keep_order: bool = False) -> None:
+        order, chunks = encode_pgcopy(data, keep_order=keep_order)
         target = POSTGRES.qualified(schema, table) if schema else POSTGRES.quote(table)
         columns = ", ".join(POSTGRES.quote(c) for c in order)
         options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
@@ -168,7 +171,8 @@ class _AdbcSession(_Session):
         self.rollback()
         return table
 
-    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False) -> None:
+    def copy(self, schema: str | None, table: str, data: pa.Table, freeze: bool = False,
+             keep_order: bool = False) -> None:
         if schema is None:
             self.cur.adbc_ingest(table, data, mode="append", temporary=True)
         else:

@@ -32,6 +32,7 @@ class TableStatus:
     chunks: int | None = None
     compressed_chunks: int | None = None
     compression_ratio: float | None = None
+    uniqueness: str | None = None  # how one row per (ticker, ts) is kept (bars tables)
 
 
 class Status:
@@ -84,6 +85,7 @@ class Status:
                                                else None for v in row[1:3])
             if name in BAR_TABLES:
                 self._manifest_status(st)
+                st.uniqueness = self._uniqueness(name)
             if ts_sql:
                 st.size_bytes = cat.read_one(ts_sql["size"])
                 chunks = cat.read_row(ts_sql["chunks"])
@@ -123,7 +125,16 @@ class Status:
             st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None else None
                                        for v in (first, last))
         self._manifest_status(st)
+        st.uniqueness = self._uniqueness(name)
         return st
+
+    def _uniqueness(self, table: str) -> str:
+        cat = self._catalog
+        if cat.read("SELECT 1 FROM pg_index WHERE indrelid = to_regclass(%s::text) AND indisunique",
+                    [cat.rel(table)]):
+            return "primary key"
+        how = "direct compress" if cat.direct_compress_guc() else "compressed after loading"
+        return f"kept by the loader (no unique index; {how})"
 
     def _manifest_status(self, st: TableStatus) -> None:
         """Days loaded into the table and when the last was, from the manifest."""

@@ -60,7 +60,7 @@ class PostgresStore:
                  strategy: str = "auto", compress: bool = True) -> None:
         self.catalog = Catalog(url, load_workers=load_workers, timescale=timescale, create_db=create_db)
         try:
-            self.loader = Loader(self.catalog, strategy)
+            self.loader = Loader(self.catalog, strategy, compress)
         except BaseException:
             self.catalog.close()
             raise
