@@ -219,3 +219,26 @@ def test_real_timescaledb(ts_server: str) -> None:
     finally:
         with psycopg.connect(plain_url(ts_server), autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_two_runs_at_once_leave_one_row_per_key(ts_url: str, flatfiles: Path, tmp_path: Path) -> None:
+    """No unique index on the new layout: the loader's per-day lock keeps two `colfill run`s against one store
+    (each with a data dir of its own) from interleaving a day, so the store ends with the source's rows, once."""
+    init_without_policy_runs(ts_url)
+    args = ["run", "--source", str(flatfiles), "--start", str(START), "--end", str(END), "--db", ts_url,
+            "--skip-daily"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "200"}
+    procs = [subprocess.Popen([str(BIN), *args, "--data-dir", str(tmp_path / f"d{i}")], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    db = Db(ts_url)
+    dupes = db.one(f"SELECT count(*) FROM (SELECT 1 FROM {db.rel('bars_1m')} GROUP BY ticker, ts "
+                   "HAVING count(*) > 1) d")
+    assert dupes == 0
+    ref = tmp_path / "ref"
+    assert colfill("run", "--source", str(flatfiles), "--data-dir", str(ref), "--start", str(START),
+                   "--end", str(END), "--skip-daily").returncode == 0
+    assert pg_rows(db, "bars_1m") == duckdb_rows(ref, "bars_1m")
+    db.con.close()
