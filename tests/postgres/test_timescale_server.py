@@ -145,9 +145,17 @@ def test_no_compress_leaves_chunks_to_the_policy(ts_url: str, flatfiles: Path, t
 
 
 def test_daily_aggregate_is_refreshed_at_the_end_of_a_run(ts_url: str, flatfiles: Path, tmp_path: Path) -> None:
+    """On the layout without a key, loads still direct-compress with the aggregate on bars_1m (TimescaleDB 2.23+)."""
     db = init_without_policy_runs(ts_url, "--daily-cagg")
     proc = run(flatfiles, tmp_path / "d", ts_url, "--skip-daily")
     assert "bars_1d_cagg: refreshed" in proc.stderr
+    assert db.one("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = 'bars_1m' "
+                  "AND indexdef LIKE 'CREATE UNIQUE%%'", [db.schema]) == 0
+    states = chunk_states(db, "bars_1m")
+    assert states and all(c and not p for _, c, p in states), states
+    assert "bars_1m: compressed" not in proc.stderr  # compressed at commit: nothing left to compress after
+    shown = colfill("db", "status", "--db", ts_url)
+    assert "bars_1m: one row per (ticker, ts): kept by the loader (no unique index; direct compress)" in shown.stdout
     expected = db.rows(
         f"SELECT ticker, (ts AT TIME ZONE 'America/New_York')::date, max(high), min(low), sum(volume) "
         f"FROM {db.rel('bars_1m')} GROUP BY 1, 2 ORDER BY 1, 2")
