@@ -9,6 +9,9 @@ the kind the store makes in that database: a hypertable with the store's chunkin
 there, else a plain table; the kind is printed beside each figure):
   pg_copy_binary_keyed        the rows pre-encoded as PGCOPY (outside the timing), sent with one connection
   pg_copy_binary_keyed_2conn  the same split by day over two connections in parallel
+  pg_copy_direct_compress     (TimescaleDB 2.21+ only) the anchor of issue 20: the rows pre-encoded in (ticker, ts)
+                              order, one COPY per day with direct compress on (client-sorted) into the store's
+                              own layout without a key (its DDL from colfill.stores.timescale)
 Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, data already in memory):
   pg_load_insert          PostgresStore.load of both days, new days (fast path), one worker
   pg_load_insert_2workers the same from two threads (load_workers=2), what `colfill run` does
@@ -16,7 +19,10 @@ Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, d
   pg_load_replace         reloading both days with new values (a new day partition swapped in), one worker
   pg_load_merge           the same through a staging table + INSERT ... ON CONFLICT DO UPDATE
   end_to_end_postgres     `colfill run` (pipeline.run) into PostgreSQL on bench.py's sample, with
-                          end_to_end_duckdb measured alongside for the 50% target
+                          end_to_end_duckdb and end_to_end_lake measured alongside for the 50% targets
+
+On TimescaleDB each load stage and the anchor print their chunks compressed at commit (whether the client's COPY
+direct-compressed), and the targets add each load against the anchor (>= 80%) and the end to end against the lake.
 
 Needs COLFILL_TEST_PG_URL (`make services`); each stage uses a schema of its own and drops it.
 """
@@ -43,7 +49,7 @@ TICKERS, MINUTES = 2_000, 390
 DAYS = (dt.date(2024, 3, 7), dt.date(2024, 3, 8))
 INDICATORS = ("sma_20", "sma_50", "ema_20", "ema_50", "rsi_14", "macd", "macd_signal", "macd_hist",
               "bb_upper", "bb_middle", "bb_lower", "vwap")
-TARGET_LOAD, TARGET_E2E = 0.60, 0.50
+TARGET_LOAD, TARGET_E2E, TARGET_ANCHOR = 0.60, 0.50, 0.80
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -86,10 +92,11 @@ def prepare(workdir: Path) -> int:
     for i, d in enumerate(DAYS):
         table = make_day(d, seed=i)
         pq.write_table(table, workdir / f"day{i}.parquet")
-        order, chunks = encode_pgcopy(table)
-        with open(workdir / f"day{i}.pgcopy", "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
+        for suffix, keep_order in (("", False), (".sorted", True)):  # sorted: as direct compress needs
+            order, chunks = encode_pgcopy(table, keep_order=keep_order)
+            with open(workdir / f"day{i}{suffix}.pgcopy", "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
         (workdir / "columns.txt").write_text(",".join(order))
         rows += table.num_rows
     return rows
@@ -136,7 +143,9 @@ def table_kind(url: str) -> tuple[str, tuple[int, int] | None, str]:
     return "plain table", None, ""
 
 
-def _keyed_table(con, schema: str, names: list[str], url: str) -> str:  # type: ignore[no-untyped-def]
+def _keyed_table(con, schema: str, names: list[str], url: str, key: bool = True) -> str:  # type: ignore[no-untyped-def]
+    """bars_1m as the store makes it: with its primary key, or (`key` False, TimescaleDB) the hypertable without
+    one and with its non-unique (ticker, ts) index."""
     from colfill.stores import timescale as tsdb
     from colfill.stores.postgres import bars_schema, pg_type
 
@@ -144,13 +153,38 @@ def _keyed_table(con, schema: str, names: list[str], url: str) -> str:  # type: 
     cols = ", ".join(f'"{n}" {types[n]}' + (' COLLATE "C"' if n == "ticker" else "")  # as the store makes it
                      + (" NOT NULL" if n in ("ticker", "ts") else "") for n in names)
     con.execute(f'CREATE SCHEMA "{schema}"')
-    con.execute(f'CREATE TABLE "{schema}".bars_1m ({cols}, PRIMARY KEY (ticker, ts))')
+    con.execute(f'CREATE TABLE "{schema}".bars_1m ({cols}' + (", PRIMARY KEY (ticker, ts))" if key else ")"))
     kind, version, ext_schema = table_kind(url)
     if version is not None:  # the store's own DDL: 1-day chunks on ts, its compression settings
         for statement in tsdb.hypertable_sql(schema, "bars_1m", version, ext_schema):
             con.execute(statement)  # type: ignore[arg-type]
+        if not key:
+            con.execute(tsdb.load_index_sql(schema, "bars_1m"))  # type: ignore[arg-type]
     con.commit()
     return f'"{schema}".bars_1m'
+
+
+def has_direct_compress(url: str) -> bool:
+    """Whether the database's TimescaleDB accepts direct compress of COPY (2.21+)."""
+    import psycopg
+
+    from colfill.stores import timescale as tsdb
+
+    if table_kind(url)[1] is None:
+        return False
+    with psycopg.connect(url) as con:
+        return bool(con.execute("SELECT count(*) FROM pg_settings WHERE name = %s",
+                                [tsdb.DIRECT_COMPRESS_GUC]).fetchone()[0])  # type: ignore[index]
+
+
+def chunks_compressed(url: str, schema: str) -> tuple[int, int]:
+    """(compressed, all) chunks of `schema`.bars_1m."""
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        row = con.execute("SELECT count(*) FILTER (WHERE is_compressed), count(*) FROM timescaledb_information.chunks "
+                          "WHERE hypertable_schema = %s AND hypertable_name = 'bars_1m'", [schema]).fetchone()
+    return int(row[0]), int(row[1])  # type: ignore[index]
 
 
 # --- baselines --------------------------------------------------------------------------------------------
@@ -206,6 +240,41 @@ def baseline_copy(url: str, workdir: Path, connections: int) -> int:
     return rows
 
 
+def baseline_direct_compress(url: str, workdir: Path) -> int:
+    """Raw binary COPY of the days pre-encoded in (ticker, ts) order, one transaction per day with direct compress
+    (client-sorted) on, into the store's layout without a key: the anchor a colfill load is held to."""
+    import psycopg
+
+    from colfill.stores import timescale as tsdb
+
+    names = (workdir / "columns.txt").read_text().split(",")
+    columns = ", ".join(f'"{n}"' for n in names)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url) as con:
+        target = _keyed_table(con, schema, names, url, key=False)
+    try:
+        data = [(workdir / f"day{i}.sorted.pgcopy").read_bytes() for i in range(len(DAYS))]
+        with psycopg.connect(url) as con:
+            t0 = time.perf_counter()
+            for day in data:
+                with con.cursor() as cur:
+                    for statement in tsdb.direct_compress_sql(True):
+                        cur.execute(statement)  # type: ignore[arg-type]
+                    with cur.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)") as cp:
+                        view = memoryview(day)
+                        for i in range(0, len(view), 4 << 20):
+                            cp.write(view[i:i + (4 << 20)])
+                con.commit()
+            elapsed = time.perf_counter() - t0
+            rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]  # type: ignore[index]
+        done, chunks = chunks_compressed(url, schema)
+        print(f"  (pg_copy_direct_compress: {done}/{chunks} chunks compressed at commit)")
+    finally:
+        _drop(url, schema)
+    _report_inner(rows, elapsed)
+    return rows
+
+
 # --- stages -----------------------------------------------------------------------------------------------
 
 def _restated(table):  # type: ignore[no-untyped-def]
@@ -241,7 +310,11 @@ def stage_store(url: str, workdir: Path, mode: str, workers: int, driver: str = 
                 for b in batches("v1"):  # the days to reload, untimed
                     store.load(b)
             todo = batches("v2")
-            before = store.paths[mode]
+            # on a hypertable without a key (TimescaleDB) a merge is a day rewrite: counted as "replace"
+            def taken() -> int:
+                return store.paths[mode] + (store.paths["replace"] if mode == "merge" else 0)
+
+            before = taken()
             t0 = time.perf_counter()
             if workers == 1:
                 for b in todo:
@@ -253,8 +326,12 @@ def stage_store(url: str, workdir: Path, mode: str, workers: int, driver: str = 
                 for t in threads:
                     t.join()
             elapsed = time.perf_counter() - t0
-            assert store.paths[mode] - before == len(todo), store.paths
+            assert taken() - before == len(todo), store.paths
             rows = sum(b.data.num_rows for b in todo)
+            if table_kind(url)[1] is not None:  # did this client's COPY direct-compress? (compressed at commit)
+                done, chunks = chunks_compressed(url, schema)
+                print(f"  ({mode}, {workers} worker(s), {driver}: {done}/{chunks} chunks compressed at commit, "
+                      f"paths {dict(store.paths)})")
     finally:
         _drop(url, schema)
     _report_inner(rows, elapsed)
@@ -311,6 +388,8 @@ def main() -> None:
             "pg_copy_binary_keyed": timed(baseline_copy, url, workdir, 1),
             "pg_copy_binary_keyed_2conn": timed(baseline_copy, url, workdir, 2),
         }
+        if has_direct_compress(url):
+            base["pg_copy_direct_compress"] = timed(baseline_direct_compress, url, workdir)
         stages = {
             "pg_load_insert": timed(stage_store, url, workdir, "insert", 1),
             "pg_load_insert_2workers": timed(stage_store, url, workdir, "insert", 2),
@@ -327,6 +406,7 @@ def main() -> None:
     if root is not None:
         e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
         e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root, "duckdb")
+        e2e["end_to_end_lake_same_run"] = timed(stage_end_to_end, root, "lake")
     record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
     record_extra({"pg_table_kind": kind})
     show(f"PostgreSQL stages (into a {kind})",
@@ -346,9 +426,17 @@ def main() -> None:
     ):
         ratio = stages[name]["rows_per_s"] / ref
         print(f"  {name:<26} / {label:<12} {ratio:6.1%}  (target >= {TARGET_LOAD:.0%})")
+    if "pg_copy_direct_compress" in base:  # issue 20's anchor: same layout, same chunking, direct compress
+        anchor = base["pg_copy_direct_compress"]["rows_per_s"]
+        for name in ("pg_load_insert", "pg_load_insert_2workers", "pg_load_insert_adbc"):
+            ratio = stages[name]["rows_per_s"] / anchor
+            print(f"  {name:<26} / raw COPY direct-compress {ratio:6.1%}  (target >= {TARGET_ANCHOR:.0%})")
     if e2e:
-        ratio = e2e["end_to_end_postgres"]["rows_per_s"] / e2e["end_to_end_duckdb_same_run"]["rows_per_s"]
-        print(f"  end to end PostgreSQL / DuckDB       {ratio:6.1%}  (target >= {TARGET_E2E:.0%})")
+        name = "TimescaleDB" if kind == "hypertable" else "PostgreSQL"
+        pg = e2e["end_to_end_postgres"]["rows_per_s"]
+        for other, label in (("end_to_end_duckdb_same_run", "DuckDB"), ("end_to_end_lake_same_run", "lake")):
+            ratio = pg / e2e[other]["rows_per_s"]
+            print(f"  end to end {name} / {label:<7} {ratio:6.1%}  (target >= {TARGET_E2E:.0%})")
 
 
 if __name__ == "__main__":
