@@ -115,8 +115,9 @@ def live(
 def _summary(err: Console, engine: DataIngestionEngine, source: LiveDataSource, seconds: float, saved: int) -> None:
     s, h = engine.stats, source.health
     err.print(f"colfill live: {s.bars_in:,} bars received, {s.published:,} published, {s.stored:,} stored; "
-              f"{s.duplicates:,} duplicates dropped, {s.revisions:,} revisions, {s.late:,} late corrections not "
-              f"applied, {s.rejected:,} older than the backfill, {s.invalid:,} invalid (see the log); "
+              f"{s.duplicates:,} duplicates dropped, {s.revisions:,} revisions ({s.recomputed:,} later rows "
+              f"recomputed), {s.late:,} late corrections not applied,"
+              f" {s.rejected:,} older than the backfill, {s.invalid:,} invalid (see the log); "
               f"{h.reconnects} reconnects in {seconds:.0f} s; {s.fills} gap fills from REST: {s.filled:,} bars "
               f"inserted, {s.filled_revised:,} revised, {s.unfilled:,} tickers' gaps not filled",
               highlight=False, soft_wrap=True)

@@ -39,7 +39,8 @@ EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()  # state tables hold dates; the 
 
 
 class Sym:
-    """One (symbol, timeframe): bars seen, last time, the closes ring, the scalars, the undo record."""
+    """One (symbol, timeframe): bars seen, last time, the closes ring, the scalars, the undo records of its last
+    bars (kept by the live processor, `colfill.live.incremental`)."""
 
     __slots__ = ("n", "last_t", "closes", "v", "undo")
 
@@ -48,7 +49,7 @@ class Sym:
         self.last_t = -(2**62)
         self.closes: deque[float] = deque(maxlen=lookback)
         self.v: list[Any] = [None] * slots
-        self.undo: tuple[int, int, list[Any], object] | None = None
+        self.undo: deque[tuple[Any, ...]] | None = None
 
 
 class Plan:

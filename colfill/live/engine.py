@@ -47,7 +47,7 @@ from colfill.errors import InvalidArgument, SourceUnreachable
 from colfill.live.batcher import Batching, Chunks
 from colfill.live.gapfill import MINUTE, Fill, GapFiller, session_start_ms
 from colfill.live.stats import IngestStats
-from colfill.live.tracker import Tracker
+from colfill.live.tracker import Admitted, Tracker
 from colfill.live.writer import WriteBehind
 
 if TYPE_CHECKING:
@@ -280,9 +280,9 @@ class DataIngestionEngine:
         assert self.gap_fill is not None
         started = time.perf_counter()
         fetched = self.gap_fill.fetch(spans)
-        revisions = self.stats.revisions
+        revisions = self.stats.revisions + self.stats.recomputed
         published = self.flush(timeframe, [(time.time(), fetched.rows)], filled=True) if fetched.rows else 0
-        revised = self.stats.revisions - revisions
+        revised = self.stats.revisions + self.stats.recomputed - revisions
         fill = Fill(why, len(spans), min(s for s, _ in spans.values()), max(e for _, e in spans.values()),
                     published - revised, revised, time.perf_counter() - started, fetched.failed, fetched.error)
         self.fills.append(fill)
@@ -306,11 +306,15 @@ class DataIngestionEngine:
         admitted = self.tracker.admit(chunks)
         if not admitted.rows:
             return 0
-        out = self._process_rows(admitted.rows, timeframe)
+        out = self._process_rows(admitted, timeframe)
         tickers = out["ticker"].to_pylist()
         t_ms = out["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-        picked = [admitted.meta[admitted.index[k]] for k in zip(tickers, t_ms)]
-        published = self._write(timeframe, out, [m[1] for m in picked], [m[0] for m in picked], filled)
+        at = [admitted.index.get(k) for k in zip(tickers, t_ms)]
+        picked = [admitted.meta[i] for i in at if i is not None]
+        # a row a correction recomputed, not in this batch, was published before: a revision
+        revision = [True if i is None else admitted.meta[i][1] for i in at]
+        self.stats.recomputed += len(at) - len(picked)
+        published = self._write(timeframe, out, revision, [m[0] for m in picked], filled)
         self.tracker.published(tickers, t_ms)
         if picked:
             now = time.time()
@@ -318,30 +322,45 @@ class DataIngestionEngine:
             self.stats.behind_ms = (now - min(m[0] for m in picked)) * 1000
         return published
 
-    def _process_rows(self, rows: list[tuple[Any, ...]], timeframe: str) -> pa.Table:
-        """`_process` of socket rows. A micro-batch below the incremental engine's `per_bar_below` goes through
-        its per-bar `process` straight from the rows: the same step `process_batch` would run, without the
-        ~1 ms of building and taking apart Polars frames around it (most of a small batch's cost)."""
+    def _process_rows(self, admitted: Admitted, timeframe: str) -> pa.Table:
+        """`_process` of socket rows. A micro-batch below the incremental engine's `per_bar_below`, or one with a
+        late correction, goes through its per-bar step straight from the rows: the same step `process_batch`
+        would run, without the ~1 ms of building and taking apart Polars frames around it (most of a small
+        batch's cost); a correction restores the state before its minute and recomputes the ticker's later rows,
+        which are returned too (each row once, its last version, where that came)."""
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
-        procs = self.processors or []
-        if not (len(procs) == 1 and isinstance(procs[0], IncrementalIndicatorProcessor)
-                and len(rows) < procs[0].per_bar_below):
+        rows, older, procs = admitted.rows, admitted.older, self.processors or []
+        proc = procs[0] if len(procs) == 1 and isinstance(procs[0], IncrementalIndicatorProcessor) else None
+        if proc is None or (len(rows) >= proc.per_bar_below and not older):
+            if older:  # no processor that can recompute the later rows
+                for i in older:
+                    self.tracker.late(rows[i][0], rows[i][1])
+                rows = [r for i, r in enumerate(rows) if i not in older]
             return self._process(rows_to_table(rows))
-        proc = procs[0]
-        before = proc.stats.rejected
-        kept, values = [], []
-        process = proc.process
-        for r in rows:
-            out = process({"symbol": r[0], "timeframe": timeframe, "t": r[1], "o": r[2], "h": r[3], "l": r[4],
-                           "c": r[5], "v": r[6]})
+        before, refused = proc.stats.rejected, 0
+        done: dict[tuple[str, int], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        apply, amend, meta = proc.apply, proc.amend, admitted.meta
+        for i, r in enumerate(rows):
+            if i in older:
+                redone = amend(r[0], timeframe, r[1], r[5], r[3], r[4], r[6], r)
+                if redone is None:  # counted as late, not as older than the backfill
+                    refused += 1
+                    self.tracker.late(r[0], r[1])
+                    continue
+                self.stats.revisions += meta[i][1]
+                for t, row, values in redone:
+                    done.pop((r[0], t), None)
+                    done[(r[0], t)] = (row, values)
+                continue
+            out = apply(r[0], timeframe, r[1], r[5], r[3], r[4], r[6], r)
             if out is not None:
-                kept.append(r)
-                values.append(out)
-        self.stats.rejected += proc.stats.rejected - before
-        table = rows_to_table(kept)
+                done.pop((r[0], r[1]), None)
+                done[(r[0], r[1])] = (r, out)
+        self.stats.rejected += proc.stats.rejected - before - refused
+        table = rows_to_table([row for row, _ in done.values()])
         for c in proc.indicators.columns:
-            table = table.append_column(c, pa.array([v[c] for v in values], pa.float64()))
+            table = table.append_column(c, pa.array([v[c] for _, v in done.values()], pa.float64()))
         return table
 
     def _process(self, table: pa.Table) -> pa.Table:

@@ -9,10 +9,14 @@ Per (symbol, timeframe) it keeps the incremental plan's state (`colfill.indicato
 closes and a flat list of scalars, each indicator's step from its own file), so a bar costs the same after a
 million bars as after fifty.
 
-Revisions and disorder: a bar with the symbol's last `t` replaces that bar (the state before it is kept
-for that); an older bar is rejected, counted in `stats` and logged, not applied; a bar on a new New
-York date starts a new VWAP session. A revision of a symbol's last bar right after `import_state` is
-rejected too: a state table does not hold that bar's high, low and volume, so it cannot be undone exactly.
+Revisions and disorder: a bar with the symbol's last `t` replaces that bar; `process` rejects an older bar
+(counted in `stats` and logged, not applied); a bar on a new New York date starts a new VWAP session.
+`amend`/`correct` apply a correction (or a missing bar) of an older minute exactly: per symbol the inputs and
+the state before each of its last `keep` bars are held (the undo records, a copy of the scalars each, which
+the per-bar step made for a revision of the last bar anyway), so the state before that minute is restored
+and the later bars replayed, their rows returned recomputed. Older than those, or a bar whose row is not held
+(applied by the batch engine in `process_batch`), and it is refused. A revision of a symbol's last bar right
+after `import_state` is rejected too: a state table does not hold that bar's high, low and volume.
 
 State: `export_state()`/`import_state()` use the batch engine's state table (`colfill.indicators.state`),
 so a live session continues from a backfill's state, and a backfill from a live session's, exactly.
@@ -21,6 +25,7 @@ so a live session continues from a backfill's state, and a backfill from a live 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
@@ -62,6 +67,7 @@ class IncrementalIndicatorProcessor:
     """
 
     per_bar_below = 3_000  # process_batch: rows under which the per-bar step beats the batch engine's fixed cost
+    keep = 8  # bars per symbol whose state is held for a correction (a gap fill goes back 3 minutes)
 
     def __init__(self, indicators: IndicatorSet | str | None = None, timeframe: str = "1m") -> None:
         self.indicators = indicators if isinstance(indicators, IndicatorSet) else IndicatorSet.parse(indicators)
@@ -83,43 +89,90 @@ class IncrementalIndicatorProcessor:
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"bar {dict(bar)!r} has a field that is not a number: {exc}") from None
         out = dict(bar)
-        if self._apply((symbol, bar.get("timeframe") or self.timeframe), t, close, high, low, volume, out):
+        if self._apply((symbol, bar.get("timeframe") or self.timeframe), t, close, high, low, volume, out, bar):
             return out
         return None
 
+    def correct(self, bar: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """`process` that also applies a bar older than the symbol's last (within its last `keep` bars): the
+        rows of that minute and of every later one, recomputed, in time order; None when refused."""
+        symbol, t = bar["symbol"], int(bar["t"])
+        done = self.amend(symbol, bar.get("timeframe") or self.timeframe, t, float(bar["c"]), float(bar["h"]),
+                          float(bar["l"]), float(bar["v"]), bar)
+        return None if done is None else [dict(payload) | values for _, payload, values in done]
+
+    def apply(self, symbol: str, timeframe: str, t: int, close: float, high: float, low: float, volume: float,
+              payload: Any) -> dict[str, Any] | None:
+        """`process` of a bar's values: its indicator values, or None when rejected. `payload` (the caller's row)
+        is held with the bar and handed back by a later `amend` that recomputes it."""
+        out: dict[str, Any] = {}
+        return out if self._apply((symbol, timeframe), t, close, high, low, volume, out, payload) else None
+
+    def amend(self, symbol: str, timeframe: str, t: int, close: float, high: float, low: float, volume: float,
+              payload: Any) -> list[tuple[int, Any, dict[str, Any]]] | None:
+        """A bar of any minute after the state the symbol's held bars start from: (t, payload, indicator values)
+        of it and of every later bar, recomputed, in time order; None (refused, counted and logged) when it is
+        older than that, or a later bar's payload is not held."""
+        key = (symbol, timeframe)
+        s = self._syms.get(key)
+        if s is None or t >= s.last_t:
+            out = self.apply(symbol, timeframe, t, close, high, low, volume, payload)
+            return None if out is None else [(t, payload, out)]
+        undo = s.undo or deque()
+        first = len(undo)
+        while first and undo[first - 1][0] >= t:
+            first -= 1
+        replaced = first < len(undo) and undo[first][0] == t
+        later = list(undo)[first + replaced:]
+        if first == len(undo) or undo[first][7] >= t or any(e[5] is None for e in later):
+            self._reject(key, t, s.last_t, 1)
+            return None
+        while len(undo) > first:
+            self._restore(s)
+        done: list[tuple[int, Any, dict[str, Any]]] = [(t, payload, {})]
+        self._step(s, t, close, high, low, volume, done[0][2], payload)
+        for bt, bc, bh, bl, bv, bp, *_ in later:
+            done.append((bt, bp, {}))
+            self._step(s, bt, bc, bh, bl, bv, done[-1][2], bp)
+        self.stats.bars += 1
+        self.stats.revised += replaced
+        return done
+
     def _apply(self, key: tuple[str, str], t: int, close: float, high: float, low: float, volume: float,
-               out: dict[str, Any]) -> bool:
+               out: dict[str, Any], payload: Any = None) -> bool:
         """One bar of `key` at `t` (epoch ms): applied (indicators written into `out`), a revision of the last
         bar (that bar undone first), or rejected as older (False, counted and logged)."""
         s = self._syms.get(key)
         if s is None:
             s = self._syms[key] = self._plan.new()
         elif t <= s.last_t:
-            if t < s.last_t or s.undo is None:
+            if t < s.last_t or not s.undo:
                 self._reject(key, t, s.last_t, 1)
                 return False
             self._restore(s)
             self.stats.revised += 1
-        self._step(s, t, close, high, low, volume, out)
+        self._step(s, t, close, high, low, volume, out, payload)
         self.stats.bars += 1
         return True
 
     def _step(self, s: Sym, t: int, close: float, high: float, low: float, volume: float,
-              out: dict[str, Any]) -> None:
-        """Apply a bar, keeping what undoing it takes (a revision of it may follow)."""
-        closes = s.closes
-        s.undo = (s.n, s.last_t, s.v.copy(), closes[0] if len(closes) == closes.maxlen else _NONE)
+              out: dict[str, Any], payload: Any = None) -> None:
+        """Apply a bar, keeping its inputs and what undoing it takes (a revision or correction may follow)."""
+        closes, undo = s.closes, s.undo
+        if undo is None:
+            undo = s.undo = deque(maxlen=self.keep)
+        undo.append((t, close, high, low, volume, payload, s.n, s.last_t, s.v.copy(),
+                     closes[0] if len(closes) == closes.maxlen else _NONE))
         self._plan.step(s, close, high, low, volume, t, out)
 
     @staticmethod
     def _restore(s: Sym) -> None:
-        """Undo the last bar (it is being revised)."""
-        assert s.undo is not None
-        s.n, s.last_t, s.v, evicted = s.undo
+        """Undo the last bar (it is being revised, or an older one corrected)."""
+        assert s.undo
+        *_, s.n, s.last_t, s.v, evicted = s.undo.pop()
         s.closes.pop()
         if evicted is not _NONE:
-            s.closes.appendleft(evicted)  # type: ignore[arg-type]
-        s.undo = None
+            s.closes.appendleft(evicted)
 
     def _reject(self, key: tuple[str, str], t: int, last_t: int, count: int) -> None:
         self.stats.rejected += count
@@ -229,7 +282,7 @@ class IncrementalIndicatorProcessor:
         # A batch that opens by revising a symbol's last bar starts from the state before that bar.
         for ticker, timeframe in kept.filter(pl.col("__t") == pl.col("__last")).select(_KEYS).iter_rows():
             s = self._syms[(ticker, timeframe)]
-            if s.undo is None:  # imported state: the bar before is not held, so the revision cannot apply
+            if not s.undo:  # imported state: the bar before is not held, so the revision cannot apply
                 same = (pl.col("ticker") == ticker) & (pl.col("timeframe") == timeframe) & (pl.col("__t") == s.last_t)
                 count = accepted.filter(same).height
                 self._reject((ticker, timeframe), s.last_t, s.last_t, count)

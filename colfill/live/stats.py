@@ -16,7 +16,8 @@ class IngestStats:
     bars_in: int = 0
     duplicates: int = 0
     revisions: int = 0
-    late: int = 0
+    late: int = 0  # corrections older than the bars whose state is held (not applied)
+    recomputed: int = 0  # later rows a late correction recomputed and published again, as revisions
     invalid: int = 0  # failed the bar validation every source shares (colfill.validate): counted, never stored
     rejected: int = 0  # refused by a processor (older than the state it started from)
     stored: int = 0

@@ -3,9 +3,12 @@
 A row that fails the bar validation every source shares (`colfill.validate`) is counted in `stats.invalid`
 and logged, never stored or published. Of the sane ones: a bar equal to one already received for the same
 minute (a resend after a reconnect) is dropped; a different bar for the symbol's latest minute is a revision
-(flagged when the earlier version was already published); a bar for an older minute that differs from what
-was received (a late correction) cannot be applied without recomputing every later indicator, so it is
-counted in `stats.late` and logged, not applied.
+(flagged when the earlier version was already published). A bar for an older minute that differs from what
+was received, or was never received (a late correction: from a gap fill's REST bars, or on the socket), is
+admitted as one of `Admitted.older`: the engine has the incremental processor restore the state before that
+minute and replay the later bars (`IncrementalIndicatorProcessor.amend`), so its row and every later row of
+the ticker are stored and published again, recomputed, as revisions. One older than the processor holds
+(its last `keep` bars) is counted in `stats.late` and logged (`late`), not applied.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ class _Seen:
 
 @dataclass(frozen=True)
 class Admitted:
-    """A micro-batch's rows to process, one per (ticker, minute), with each row's (arrival, revision, end ms)."""
+    """A micro-batch's rows to process, one per (ticker, minute), with each row's (arrival, revision, end ms), and
+    which of them are late corrections (older than their ticker's latest minute when they came)."""
 
     rows: list[tuple[Any, ...]]
     meta: list[tuple[float, bool, int]]
     index: dict[tuple[str, int], int]
+    older: set[int]
 
 
 class Tracker:
@@ -57,6 +62,7 @@ class Tracker:
         keep: dict[tuple[str, int], int] = {}
         rows: list[tuple[Any, ...]] = []
         meta: list[tuple[float, bool, int]] = []
+        older: set[int] = set()
         stats, seen, check = self.stats, self._seen, self._check.reject_reason
         for received, chunk in chunks:
             stats.bars_in += len(chunk)
@@ -70,19 +76,18 @@ class Tracker:
                 if s is None:
                     s = seen[ticker] = _Seen()
                 values = hash(row[2:9])
+                late = published = False
                 if t <= s.last_t:
-                    if s.recent.get(t) == values:
+                    had = s.recent.get(t)
+                    if had == values:
                         stats.duplicates += 1
                         continue
                     if t < s.last_t:
-                        stats.late += 1
-                        if stats.late <= 3 or stats.late % 1000 == 0:
-                            log.warning("late correction of %s at t=%d (latest t=%d) not applied (%d so far)",
-                                        ticker, t, s.last_t, stats.late)
-                        continue
-                    stats.revisions += 1
-                else:
-                    s.last_t = t
+                        late, published = True, had is not None
+                    else:
+                        stats.revisions += 1
+                if t > s.last_t or (late and had is None):
+                    s.last_t = max(s.last_t, t)
                     if len(s.recent) >= RECENT:
                         del s.recent[next(iter(s.recent))]
                 s.recent[t] = values
@@ -93,9 +98,21 @@ class Tracker:
                     meta[at] = (meta[at][0], meta[at][1], end)
                 else:
                     keep[(ticker, t)] = len(rows)
+                    if late:
+                        older.add(len(rows))
                     rows.append(row)
-                    meta.append((received, s.published_t == t, end))
-        return Admitted(rows, meta, keep)
+                    meta.append((received, published if late else s.published_t == t, end))
+        return Admitted(rows, meta, keep, older)
+
+    def late(self, ticker: str, t: int) -> None:
+        """A late correction the processor could not apply (older than the bars it holds): counted and logged;
+        its minute is forgotten, so a resend of it is not taken for a duplicate of what was applied."""
+        stats, s = self.stats, self._seen[ticker]
+        s.recent.pop(t, None)
+        stats.late += 1
+        if stats.late <= 3 or stats.late % 1000 == 0:
+            log.warning("late correction of %s at t=%d (latest t=%d) not applied: older than the bars whose state "
+                        "is held (%d so far)", ticker, t, s.last_t, stats.late)
 
     def tickers(self) -> list[str]:
         """The tickers received so far, sorted (what `*` follows)."""
@@ -106,8 +123,11 @@ class Tracker:
         return max((s.last_t for s in self._seen.values()), default=None)
 
     def published(self, tickers: list[str], t_ms: list[int]) -> None:
+        seen = self._seen
         for ticker, t in zip(tickers, t_ms):
-            self._seen[ticker].published_t = t
+            s = seen[ticker]
+            if t > s.published_t:
+                s.published_t = t
 
     def _invalid(self, row: tuple[Any, ...], why: str) -> None:
         stats = self.stats

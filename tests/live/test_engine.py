@@ -80,6 +80,52 @@ def test_older_bar_is_rejected_counted_and_logged(caplog: pytest.LogCaptureFixtu
     assert proc.process(bar(T0 - MINUTE, 1.0, symbol="MSFT")) is not None  # other symbols are independent
 
 
+@pytest.mark.parametrize("back", [1, 3, 7])
+def test_a_correction_of_an_older_minute_equals_the_corrected_series_from_scratch(back: int) -> None:
+    """Minute m-back of 80 (a symbol's last bars held: `keep`) corrected: the returned rows of m-back..m, and the
+    next bar's, equal a fresh processor's over the corrected series bit for bit, and the batch engine's, for
+    every indicator of the default set; another symbol is untouched. Older than the held bars: refused."""
+    rng = random.Random(back)
+    closes = [round(50 * math.exp(rng.gauss(0, 0.01) * i ** 0.5), 4) for i in range(80)]
+    bars = [bar(T0 + i * MINUTE, c, v=float(rng.randint(0, 900)), spread=0.05) for i, c in enumerate(closes)]
+    proc = IncrementalIndicatorProcessor()
+    for b in bars:
+        proc.process(b)
+        proc.process({**b, "symbol": "MSFT"})
+    m = len(bars) - 1
+    fixed = bar(T0 + (m - back) * MINUTE, closes[m - back] * 1.03, v=4321.0, spread=0.2)
+    rows = proc.correct(fixed)
+    final = bars[:m - back] + [fixed] + bars[m - back + 1:] + [bar(T0 + (m + 1) * MINUTE, 51.0, v=10.0)]
+    assert rows is not None and [r["t"] for r in rows] == [b["t"] for b in final[m - back:m + 1]]
+    rows.append(proc.process(final[-1]))  # type: ignore[arg-type]
+    fresh = IncrementalIndicatorProcessor()
+    want = [fresh.process(b) for b in final]
+    columns = fresh.indicators.columns
+    assert [{c: r[c] for c in columns} for r in rows] == [{c: w[c] for c in columns} for w in want[m - back:]]  # type: ignore[index]
+    batch = outputs_frame(want, fresh.indicators)  # type: ignore[arg-type]
+    frame = pl.DataFrame({"ts": [dt.datetime.fromtimestamp(b["t"] / 1000, dt.timezone.utc) for b in final],  # type: ignore[operator]
+                          "high": [b["h"] for b in final], "low": [b["l"] for b in final],
+                          "close": [b["c"] for b in final], "volume": [b["v"] for b in final]})
+    for ind in fresh.indicators.indicators:
+        assert_indicator_matches(batch, ind, frame, what="corrected ")
+    assert proc.stats.revised == 1
+    other = proc.process(bar(T0 + (m + 1) * MINUTE, 51.0, symbol="MSFT", v=10.0))
+    untouched = IncrementalIndicatorProcessor()
+    for b in bars:
+        untouched.process(b)
+    assert other and other["sma_20"] == untouched.process(final[-1])["sma_20"]  # type: ignore[index]
+    assert proc.correct(bar(T0 + (m + 1 - proc.keep - 1) * MINUTE, 1.0)) is None and proc.stats.rejected == 1
+
+
+def test_a_missing_older_minute_is_inserted() -> None:
+    proc, fresh = (IncrementalIndicatorProcessor("sma:3,ema:3,rsi:2,vwap") for _ in range(2))
+    for i in (0, 1, 3, 4):
+        proc.process(bar(T0 + i * MINUTE, 10.0 + i))
+    rows = proc.correct(bar(T0 + 2 * MINUTE, 20.0))
+    want = [fresh.process(bar(T0 + i * MINUTE, 20.0 if i == 2 else 10.0 + i)) for i in range(5)]
+    assert rows == want[2:] and proc.stats.revised == 0
+
+
 def test_vwap_resets_on_each_new_york_date() -> None:
     """Sessions are New York dates: 23:59 and 00:01 New York are different sessions, 03:00 and 23:00 UTC of
     the same UTC day can be the same one."""

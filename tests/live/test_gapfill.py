@@ -3,7 +3,8 @@ replay server, fed on the feed's timeline) serves the bars sent while the client
 
 What each test holds: after an outage (nothing of its minutes resent on the socket) the stored bars, their
 indicators (against a batch computation of the final bars) and the bus equal the final bars exactly, filled bars
-marked `filled`; the same with a revision of the last received minute sent during the outage; a REST host that
+marked `filled`; the same with a revision of the last received minute sent during the outage, and with one of a
+minute before it (the later rows recomputed); a REST host that
 is down leaves the gap reported and loses nothing that streamed; a start-up catch-up continues a backfill that
 ended an hour ago with no hole.
 """
@@ -109,9 +110,11 @@ def assert_equal_to(got: pl.DataFrame, want: pl.DataFrame) -> None:
             1.0, abs(y))) for x, y in zip(a, b)), col
 
 
-def run_outage(tmp_path: Path, revision: bool) -> tuple[DataIngestionEngine, InMemoryMessageBus, list[dict[str, Any]]]:
+def run_outage(tmp_path: Path, revised: list[dict[str, Any]], republished: int = 0
+               ) -> tuple[DataIngestionEngine, InMemoryMessageBus, list[dict[str, Any]]]:
+    """Minutes 0-11 streamed, 12-17 sent during an outage (with `revised`), 18-29 after; `republished`: the rows
+    published again beyond the 120 bars and the revisions."""
     before, during, after = bars_of(range(12)), bars_of(range(12, 18)), bars_of(range(18, 30))
-    revised = [minute_bar("GA", T0 + 11 * MIN, 77.7, volume=999.0)] if revision else []
     bus = InMemoryMessageBus(keep=10_000)
     with PolygonServer(api_key=KEY, mocks=None) as rest, PolygonWsServer(api_key=KEY, rest=rest) as srv:
         engine = DataIngestionEngine(storage=f"duckdb:///{tmp_path / 'live.duckdb'}", message_bus=bus,
@@ -125,7 +128,7 @@ def run_outage(tmp_path: Path, revision: bool) -> tuple[DataIngestionEngine, InM
         srv.publish(during + revised, per_frame=len(TICKERS))  # sent while away: never on this socket
         srv.resume()
         srv.publish(after, per_frame=len(TICKERS))
-        wait_for(lambda: engine.stats.published >= 120 + len(revised) and not srv.pending(), 30,
+        wait_for(lambda: engine.stats.published >= 120 + len(revised) + republished and not srv.pending(), 30,
                  what="every bar, the gap's included")
         time.sleep(0.2)
         run.stop()
@@ -134,7 +137,7 @@ def run_outage(tmp_path: Path, revision: bool) -> tuple[DataIngestionEngine, InM
 
 
 def test_an_outage_is_filled_from_rest_exactly(tmp_path: Path) -> None:
-    engine, bus, bars = run_outage(tmp_path, revision=False)
+    engine, bus, bars = run_outage(tmp_path, [])
     want = final_frame(bars)
     assert_equal_to(stored(tmp_path / "live.duckdb"), want)
     reconnect = [f for f in engine.fills if f.why == "reconnect"]
@@ -156,7 +159,7 @@ def test_an_outage_is_filled_from_rest_exactly(tmp_path: Path) -> None:
 
 
 def test_a_revision_sent_during_the_outage_is_applied(tmp_path: Path) -> None:
-    engine, bus, bars = run_outage(tmp_path, revision=True)
+    engine, bus, bars = run_outage(tmp_path, [minute_bar("GA", T0 + 11 * MIN, 77.7, volume=999.0)])
     want = final_frame(bars)
     got = stored(tmp_path / "live.duckdb")
     assert_equal_to(got, want)
@@ -166,6 +169,33 @@ def test_a_revision_sent_during_the_outage_is_applied(tmp_path: Path) -> None:
     assert (fill.inserted, fill.revised) == (7 * len(TICKERS), 1)
     revised = [m for m in bus.messages(bar_channel("1m", "GA")) if m["t"] == T0 + 11 * MIN][-1]
     assert revised["revision"] and revised["filled"] and revised["close"] == 77.7
+
+
+def test_a_revision_of_an_older_minute_sent_during_the_outage_is_applied_and_the_later_rows_recomputed(
+        tmp_path: Path) -> None:
+    """Minute 9 of GB revised while away, two minutes before the last bar received (11): only REST holds it. The
+    state before minute 9 is restored and minutes 9-11 recomputed, so every later indicator is exact."""
+    correction = minute_bar("GB", T0 + 9 * MIN, 88.8, volume=4321.0)
+    engine, bus, bars = run_outage(tmp_path, [correction], republished=2)
+    want = final_frame(bars)
+    got = stored(tmp_path / "live.duckdb")
+    assert_equal_to(got, want)
+    gb = got.filter(pl.col("ticker") == "GB")
+    assert gb["close"][9] == 88.8 and gb["volume"][9] == 4321.0
+    assert engine.stats.late == 0 and engine.stats.recomputed == 2
+    fill = [f for f in engine.fills if f.why == "reconnect"][0]
+    assert (fill.inserted, fill.revised) == (7 * len(TICKERS), 3)  # minute 9 revised, 10 and 11 recomputed
+    for ticker in TICKERS:
+        mine = want.filter(pl.col("ticker") == ticker)
+        last = {m["t"]: m for m in bus.messages(bar_channel("1m", ticker))}
+        assert sorted(last) == [int(t.timestamp() * 1000) for t in mine["ts"]]
+        for col in ("close", "volume", *SHORT.columns):
+            for t, w in zip(sorted(last), mine[col]):
+                g = last[t][col]
+                assert (g is None and w is None) or abs(g - w) <= 1e-9 * max(1.0, abs(w)), (ticker, t, col)
+    again = [m for m in bus.messages(bar_channel("1m", "GB")) if T0 + 9 * MIN <= m["t"] <= T0 + 11 * MIN][-3:]
+    assert [m["t"] for m in again] == [T0 + m * MIN for m in (9, 10, 11)]
+    assert all(m["revision"] and m["filled"] for m in again) and again[0]["close"] == 88.8
 
 
 def free_port() -> int:

@@ -217,13 +217,18 @@ def test_duplicate_revision_and_late_rules_of_a_micro_batch() -> None:
     engine.flush("1m", [(now, [bar(0, 10.0), bar(1, 11.0)]), (now, [bar(1, 11.5)])])  # revised within the batch
     engine.flush("1m", [(now, [bar(1, 11.5)])])  # the same bar again (a resend): dropped
     engine.flush("1m", [(now, [bar(1, 12.0)])])  # revised after it was published: flagged
-    engine.flush("1m", [(now, [bar(0, 10.0), bar(0, 9.0)])])  # an older minute: resend dropped, correction late
+    # an older minute: the resend dropped, the correction applied and the later minute recomputed, both revisions
+    engine.flush("1m", [(now, [bar(0, 10.0), bar(0, 9.0)])])
     messages = bus.messages(bar_channel("1m", "AAPL"))
     assert [(m["t"], m["close"], m["revision"]) for m in messages] == [
-        (T0, 10.0, False), (T0 + MIN, 11.5, False), (T0 + MIN, 12.0, True)]
+        (T0, 10.0, False), (T0 + MIN, 11.5, False), (T0 + MIN, 12.0, True), (T0, 9.0, True), (T0 + MIN, 12.0, True)]
     s = engine.stats
-    assert (s.bars_in, s.duplicates, s.revisions, s.late, s.published) == (7, 2, 2, 1, 3)
+    assert (s.bars_in, s.duplicates, s.revisions, s.late, s.recomputed, s.published) == (7, 2, 3, 0, 1, 5)
     assert messages[-1]["sma_3"] is None and messages[-1]["ema_4"] is None  # 2 bars: still warming up
+    assert messages[-1]["vwap"] == pytest.approx((9.0 + 12.0) / 2)  # from the corrected bar on
+    engine.flush("1m", [(now, [bar(m, 10.0 + m) for m in range(2, 11)])])
+    engine.flush("1m", [(now, [bar(1, 1.0)])])  # older than the last `keep` bars held: late, not applied
+    assert (s.late, s.published) == (1, 14) and len(bus.messages(bar_channel("1m", "AAPL"))) == 14
 
 
 def test_a_live_source_in_batch_mode_moves_whole_tables() -> None:
