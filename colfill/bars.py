@@ -16,20 +16,37 @@ import pyarrow as pa
 
 from colfill.errors import InvalidArgument
 
-TABLES = {"bars_1m": "1m", "bars_1d": "1d"}  # the bars tables and their timeframes; other timeframes are published only
+TABLES = {"bars_1m": "1m", "bars_1d": "1d"}  # the source's bars tables and their timeframes (the default pair)
 STATE_TABLE = "indicator_state"  # per (ticker, timeframe): the indicators' carried state
 BAR_TABLES = tuple(TABLES)
+# Timeframes rolled up from the minute bars (`colfill.timeframes`), each a table of its own, `:rth` ones of the
+# regular session only: `5m` is `bars_5m`, `5m:rth` is `bars_5m_rth`. Named here so every layer knows the tables.
+DERIVED_SIZES = {"2m": 2, "3m": 3, "5m": 5, "10m": 10, "15m": 15, "30m": 30, "1h": 60}
+RTH = ":rth"
+DERIVED = (*DERIVED_SIZES, *(f"{tf}{RTH}" for tf in ("1m", *DERIVED_SIZES, "1d")))
+
+
+def derived_table(timeframe: str) -> str:
+    """`bars_5m` of `5m`, `bars_1h_rth` of `1h:rth`; raises for a timeframe that is not derived."""
+    if timeframe not in DERIVED:
+        raise InvalidArgument(f"timeframe {timeframe!r}: choose one of {', '.join(DERIVED)}")
+    return "bars_" + timeframe.replace(RTH, "_rth")
+
+
+DERIVED_TABLES = {derived_table(tf): tf for tf in DERIVED}
 DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}  # the flat files' dataset of each table
 
 
 def table_of(timeframe: str) -> str | None:
-    """The bars table of `timeframe`, None for a timeframe that is published but not stored (`1s`)."""
-    return next((t for t, tf in TABLES.items() if tf == timeframe), None)
+    """The bars table of `timeframe` (a derived one included), None for one published but not stored (`1s`)."""
+    return next((t for t, tf in {**TABLES, **DERIVED_TABLES}.items() if tf == timeframe), None)
 
 
 def timeframe_of(table: str) -> str:
+    if table in DERIVED_TABLES:
+        return DERIVED_TABLES[table]
     if table not in TABLES:
-        raise InvalidArgument(f"table {table!r}: choose {' or '.join(TABLES)}")
+        raise InvalidArgument(f"table {table!r}: choose {' or '.join(TABLES)} (or a derived one, bars_5m ...)")
     return TABLES[table]
 
 

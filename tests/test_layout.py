@@ -13,7 +13,8 @@ FOLDERS = ("sources", "stores", "live", "bus", "ui", "cli", "indicators", "execu
 # exports) and `__main__` are entry points, at the top with the CLI.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer) for layer in (
     {"colfill.errors", "colfill._lazy", "colfill.config", "colfill.calendar", "colfill.interrupt", "colfill.bars",
-     "colfill.validate", "colfill.atomic", "colfill.target", "colfill.dialect"},  # the model, what every layer needs
+     "colfill.validate", "colfill.atomic", "colfill.target", "colfill.dialect",
+     "colfill.timeframes"},  # the model, what every layer needs
     {"indicators", "stage", "colfill.adjust", "colfill.sample"},
     {"sources", "stores"},
     {"bus", "execute", "colfill.universe"},
