@@ -38,8 +38,10 @@ from colfill.interrupt import Stop
 from colfill.sources import reference
 from colfill.sources.base import Source, open_source
 from colfill.sources.rest import RestApi
+from colfill.sources.rollup import RolledUp
 from colfill.stage.lake import Lake, ManifestEntry, chain
 from colfill.stores import LoadBatch, Store
+from colfill.timeframes import DEFAULT, Timeframe, timeframe
 from colfill.universe import Selection
 
 TABLES = ("bars_1d", "bars_1m")
@@ -64,6 +66,7 @@ class BackfillJob:
     rerank: bool = False  # --limit: rank again at `end` instead of keeping the recorded choice
     phases: tuple[str, ...] = ("reference", "corporate")  # REST phases 1 and 2, run when an API key is there
     adjust: str | None = None  # the adjusted views' basis: "splits" or "dividends"; None keeps the store's
+    timeframes: tuple[str, ...] = DEFAULT  # derived ones (`5m`, `1h:rth`) are rolled up from bars_1m's days
 
     def __post_init__(self) -> None:
         if self.start > self.end:
@@ -75,6 +78,13 @@ class BackfillJob:
             raise InvalidArgument(f"--limit {self.limit} must be at least 1")
         if self.adjust not in (None, "splits", "dividends"):
             raise InvalidArgument(f"--adjust {self.adjust!r}: use splits or dividends")
+        if self.derived() and "bars_1m" not in self.tables:
+            raise InvalidArgument(f"--timeframes {','.join(self.timeframes)}: derived timeframes are rolled up from "
+                                  "the run's minute bars; load bars_1m too")
+
+    def derived(self) -> tuple[Timeframe, ...]:
+        """The timeframes rolled up from the minute bars, in the order given."""
+        return tuple(tf for tf in map(timeframe, self.timeframes) if tf.derived)
 
     def lineage(self, table: str, tickers: tuple[str, ...] | None) -> str:
         ident = f"{table}|{','.join(tickers) if tickers else '*'}|{self.indicators.token()}"
@@ -251,6 +261,12 @@ def run(
                 break
             results.append(_run_table(job, table, listings[table], tickers, source, lake, store, reporter, stop,
                                       executor))
+        for tf in job.derived():
+            if stop.is_set():
+                break
+            rolled = RolledUp(lake, job.lineage("bars_1m", tickers), tf)
+            results.append(_run_table(job, tf.table, rolled.list(tf.table, job.start, job.end), tickers, rolled,
+                                      lake, store, reporter, stop, executor))
         if job.adjust is not None:
             store.adjusted_views(dividends=job.adjust == "dividends")
     return RunResult(results, store.describe(), lake.root, stopped=stop if stop.is_set() else None,

@@ -87,7 +87,7 @@ def _bucket(tf: Timeframe, ts: pl.Series) -> pl.Series:
     (or of an hour) starts at the same instant truncated in UTC; a day starts at 00:00 New York."""
     if tf.minutes < DAY:
         return ts.dt.truncate(f"{tf.minutes}m")
-    return (session_dates(ts).cast(pl.Datetime(ts.dtype.time_unit))  # type: ignore[union-attr]
+    return (session_dates(ts).cast(pl.Datetime(ts.dtype.time_unit))  # type: ignore[attr-defined]
             .dt.replace_time_zone(NEW_YORK.key).dt.convert_time_zone(UTC.tzname(None) or "UTC"))
 
 

@@ -56,6 +56,10 @@ def run(
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD (default today).")] = None,
     skip_daily: Annotated[bool, typer.Option("--skip-daily", help="Do not load day bars (bars_1d).")] = False,
     skip_minute: Annotated[bool, typer.Option("--skip-minute", help="Do not load minute bars (bars_1m).")] = False,
+    timeframes: Annotated[str, typer.Option(help="Bars to store, comma-separated: 1m and 1d (the source's), and "
+                                            "2m,3m,5m,10m,15m,30m,1h rolled up from the minutes, each also as :rth "
+                                            "(regular session only; 1d:rth too), e.g. 1m,5m,1h,1d. See "
+                                            "docs/timeframes.md.")] = "1m,1d",
     skip_reference: Annotated[bool, typer.Option("--skip-reference", help="Do not load reference data (tickers) "
                                                  "from REST (phase 1; runs when an API key is set).")] = False,
     skip_corporate: Annotated[bool, typer.Option("--skip-corporate", help="Do not load corporate actions (splits, "
@@ -133,6 +137,7 @@ def run(
     from colfill.errors import InvalidArgument
     from colfill.indicators.spec import IndicatorSet
     from colfill.pipeline import TABLES, BackfillJob
+    from colfill.timeframes import parse as parse_timeframes
 
     if tickers and all_tickers:
         raise InvalidArgument("give either --tickers or --all, not both")
@@ -149,13 +154,17 @@ def run(
         from colfill.sources.rest import RestSettings
 
         rest = RestSettings.from_env(url=rest_url, api_key=api_key, rate=rate, workers=rest_workers)
-    tables = tuple(t for t in TABLES if not (t == "bars_1d" and skip_daily) and not (t == "bars_1m" and skip_minute))
+    chosen = {tf.table for tf in parse_timeframes(timeframes) if not tf.derived}
+    tables = tuple(t for t in TABLES if t in chosen and not (t == "bars_1d" and skip_daily)
+                   and not (t == "bars_1m" and skip_minute))
+    if not tables:
+        raise InvalidArgument(f"--timeframes {timeframes} with --skip-daily/--skip-minute leaves nothing to do")
     job = BackfillJob(
         source=root, rest=rest,
         start=s, end=e, data_dir=data_dir, tables=tables, tickers=tick, limit=limit,
         indicators=indicator_set, prefix=prefix, store_url=db, rerank=rerank,
         phases=tuple(p for p, skip in (("reference", skip_reference), ("corporate", skip_corporate)) if not skip),
-        adjust=adjust,
+        adjust=adjust, timeframes=tuple(tf.name for tf in parse_timeframes(timeframes)),
     )
     result = execute(job, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress,
                      redis_url=redis, executor=executor, ray_address=ray_address, workers=workers,

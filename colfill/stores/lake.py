@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import BAR_TABLES, DERIVED_TABLES
 from colfill.dialect import DUCKDB
 from colfill.errors import StoreError
 from colfill.stage.lake import Lake, ManifestEntry
@@ -137,7 +137,8 @@ def lake_views_sql(lake: Lake) -> dict[str, str | None]:
     """Every view of the catalogue, by name (None: no such view, nothing to show yet), live rows included."""
     from colfill.stores.live_files import add_live_rows
 
-    views: dict[str, str | None] = {t: bars_view_sql(current_files(lake, t)) for t in BAR_TABLES}
+    held = {p.name.split("=", 1)[1] for p in lake.root.glob("table=bars_*")} & set(DERIVED_TABLES)
+    views: dict[str, str | None] = {t: bars_view_sql(current_files(lake, t)) for t in (*BAR_TABLES, *sorted(held))}
     add_live_rows(views, lake)
     views.update(side_views_sql(lake))
     return views
