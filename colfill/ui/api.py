@@ -194,12 +194,13 @@ def bars(dash: Dashboard, request: Request) -> dict[str, Any]:
     if unknown:
         raise BadRequest(400, f"unknown indicator column(s) {', '.join(unknown)}; stored: {', '.join(indicators)}")
     columns = ["open", "high", "low", "close", "volume", *wanted]
-    width = resample.choose_width(hi - lo, tf, points)
-    if reader.buckets_in_store and width != (1 if tf == "1m" else resample.DAY):
+    base = tf.split(":")[0]  # "5m" of "5m:rth": the session changes which bars, not their size
+    width = resample.choose_width(hi - lo, base, points)
+    if reader.buckets_in_store and width != resample.native(base):
         frame, bars_in = reader.bars_bucketed(relation, ticker, lo, hi, columns, width)  # type: ignore[attr-defined]
-        body = resample.payload(frame, width, tf, columns, bars_in)
+        body = resample.payload(frame, width, base, columns, bars_in)
     else:
-        body = resample.payload(reader.bars(relation, ticker, lo, hi, columns), width, tf, columns)
+        body = resample.payload(reader.bars(relation, ticker, lo, hi, columns), width, base, columns)
     body["columns"]["x"] = _wall_ms(body["columns"].get("t", []))
     body.update({"ticker": ticker, "tf": tf, "table": relation, "adjusted": adjusted_in_fact, "start": lo, "end": hi,
                  "first": span[0], "last": span[1], "total_bars": span[2], "indicators": indicators})
@@ -218,17 +219,20 @@ def _wall_ms(ts: list[int]) -> list[int]:
 
 
 def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
-    """What the chart page needs first: which timeframes hold the ticker, and their stored indicator columns."""
+    """What the chart page needs first: the store's timeframes in menu order (`stored`), those holding the
+    ticker (`timeframes`, in the same order) and their stored indicator columns."""
     reader = dash.reader
     ticker = check_ticker(request.path_params["ticker"])
-    out: dict[str, Any] = {"ticker": ticker, "timeframes": {}, "live": dash.hub is not None}
-    for table, tf in TABLES.items():
-        if table in reader.relations():
-            span = reader.ticker_span(table, ticker)
-            if span is not None:
-                out["timeframes"][tf] = {"first": span[0], "last": span[1], "bars": span[2],
-                                         "indicators": reader.indicator_columns(table),
-                                         "adjusted": f"{table}_adjusted" in reader.relations()}
+    have = reader.relations()
+    stored = reader.timeframes()
+    out: dict[str, Any] = {"ticker": ticker, "stored": [tf.label for tf in stored], "timeframes": {},
+                           "live": dash.hub is not None}
+    for tf in stored:
+        span = reader.ticker_span(tf.table, ticker)
+        if span is not None:
+            out["timeframes"][tf.label] = {"first": span[0], "last": span[1], "bars": span[2], "table": tf.table,
+                                           "indicators": reader.indicator_columns(tf.table),
+                                           "adjusted": f"{tf.table}_adjusted" in have}
     if not out["timeframes"]:
         raise BadRequest(404, f"unknown ticker {ticker!r}: no bars of it in this store")
     return out
@@ -237,8 +241,8 @@ def meta(dash: Dashboard, request: Request) -> dict[str, Any]:
 def live(dash: Dashboard, request: Request) -> Response:
     ticker = check_ticker(request.path_params["ticker"])
     tf = request.query_params.get("tf", "1m")
-    if table_of(tf) is None:
-        return error(400, f"unknown timeframe {tf!r}: choose 1m or 1d")
+    if table_of(tf) is None and tf not in {t.label for t in dash.reader.timeframes()}:
+        return error(400, f"unknown timeframe {tf!r}: choose one the store holds")
     if dash.hub is None:
         return error(409, "live bars need Redis. Hint: start the dashboard with --redis redis://127.0.0.1:6379/0")
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -121,7 +121,7 @@ class LakeReader(Reader):
             con.execute(f"DROP VIEW IF EXISTS {DUCKDB.quote(name)}")
         self._copy_catalogue()
         views: dict[str, str | None] = dict(side_views_sql(self.lake))
-        self._files = {t: current_files(self.lake, t) for t in BAR_TABLES}
+        self._files = {t: current_files(self.lake, t) for t in self._lake_tables()}
         views.update({t: bars_view_sql(files) for t, files in self._files.items()})
         self._live_union = self._with_live_rows(views)
         for name, sql in views.items():
@@ -134,6 +134,13 @@ class LakeReader(Reader):
         self._relations = self._names()
         with self._cache_lock:
             self._cache.clear()
+
+    def _lake_tables(self) -> list[str]:
+        """The bars tables of the lake: the known ones and any other timeframe's (`table=bars_5m/`, ...)."""
+        from colfill.ui.timeframes import of_table
+
+        found = [p.name.removeprefix("table=") for p in self.lake.root.glob("table=bars_*")]
+        return [*BAR_TABLES, *sorted(t for t in found if t not in BAR_TABLES and of_table(t) is not None)]
 
     def _names(self) -> set[str]:
         return {n for (n,) in self._con.execute(

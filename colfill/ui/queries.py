@@ -19,6 +19,7 @@ import polars as pl
 from colfill.bars import BAR_TABLES, table_of
 from colfill.dialect import DUCKDB, Dialect
 from colfill.errors import InvalidArgument
+from colfill.ui.timeframes import Timeframe, of_label, stored
 
 BASE_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions")
 VERSION_TTL = 1.0  # seconds between two checks of whether the data changed
@@ -80,17 +81,22 @@ class Reader:
         have = self.relations()
         return [t for t in BAR_TABLES if t in have]
 
+    def timeframes(self) -> list[Timeframe]:
+        """The bars tables this store holds, as the chart's timeframes (`colfill.ui.timeframes`)."""
+        return stored(self.relations())
+
     def table_for(self, timeframe: str, adjusted: bool = False) -> tuple[str, bool]:
         """(relation, adjusted-in-fact) for `timeframe`; unknown timeframes and missing tables are bad input."""
-        table = table_of(timeframe)
-        if table is None:
-            raise InvalidArgument(f"unknown timeframe {timeframe!r}: choose 1m or 1d")
         have = self.relations()
-        if table not in have:
-            raise LookupError(f"{table} is not in this store yet (nothing loaded)")
-        if adjusted and f"{table}_adjusted" in have:
-            return f"{table}_adjusted", True
-        return table, False
+        tf = of_label(timeframe)
+        if tf is None or (tf.table not in have and table_of(timeframe) is None):
+            held = ", ".join(t.label for t in self.timeframes()) or "none yet"
+            raise InvalidArgument(f"unknown timeframe {timeframe!r}: this store holds {held}")
+        if tf.table not in have:
+            raise LookupError(f"{tf.table} is not in this store yet (nothing loaded)")
+        if adjusted and f"{tf.table}_adjusted" in have:
+            return f"{tf.table}_adjusted", True
+        return tf.table, False
 
     def indicator_columns(self, relation: str) -> list[str]:
         return [c for c in self.columns(relation) if c not in BASE_COLUMNS]

@@ -33,14 +33,23 @@ def label(width: int | str) -> str:
     return f"{width}m" if width < 60 else f"{width // 60}h"
 
 
+def native(base: str) -> int | str:
+    """The width of one `base` bar ("1m", "5m", "1h", "1d"): minutes, or DAY."""
+    n, unit = int(base[:-1]), base[-1]
+    minutes = n * {"m": 1, "h": 60, "d": 1440}[unit]
+    return DAY if minutes >= 1440 else minutes
+
+
 def choose_width(span_ms: int, base: str, max_points: int) -> int | str:
-    """The smallest bucket (minutes, or "1d"/"1w") that shows `span_ms` of `base` bars ("1m"/"1d") in at most
-    `max_points` buckets."""
-    if base == "1d":
+    """The smallest bucket (minutes, or "1d"/"1w") that shows `span_ms` of `base` bars ("1m", "5m", "1h", "1d") in
+    at most `max_points` buckets; never finer than a `base` bar, and a whole number of them."""
+    own = native(base)
+    if own == DAY:
         days = span_ms / DAY_MS
         return DAY if days * 5 / 7 <= max_points else WEEK
+    assert isinstance(own, int)
     minutes = span_ms / MINUTE_MS
-    for w in WIDTHS:
+    for w in (own, *(w for w in WIDTHS if w > own and w % own == 0)):
         if minutes / w <= max_points:
             return w
     # Trading days hold at most 16 h of minutes: count days, not minutes, beyond the intraday widths
@@ -49,7 +58,7 @@ def choose_width(span_ms: int, base: str, max_points: int) -> int | str:
 
 def resample(frame: pl.DataFrame, width: int | str, base: str = "1m") -> pl.DataFrame:
     """Aggregate bars (`t` epoch ms, OHLCV, indicators) into buckets of `width`; `t` becomes the bucket start."""
-    if frame.is_empty() or width == (1 if base == "1m" else DAY):
+    if frame.is_empty() or width == native(base):
         return frame
     if isinstance(width, int):
         w = width * MINUTE_MS

@@ -249,3 +249,43 @@ def test_split_adjusted_prices(tmp_path: Path) -> None:
         assert a == pytest.approx(r / 4 if i < cut else r), i
     jumps = [b / a for a, b in zip(adj["columns"]["close"], adj["columns"]["close"][1:])]
     assert max(jumps) < 1.5 and min(jumps) > 0.67  # the 4:1 drop is gone from the adjusted series
+
+
+def test_derived_timeframes_are_listed_and_read(sample_data: Path, tmp_path: Path) -> None:
+    """A store holding `bars_5m` (and its regular-session `bars_5m_rth`): the meta lists them in menu order, and
+    the chart's bars of 5m are that table's rows and indicators, not minute bars resampled."""
+    native = tmp_path / "native.duckdb"
+    lake = f"{sample_data}/lake"
+    con = duckdb.connect(str(native))
+    for table in ("bars_1m", "bars_1d"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{lake}/table={table}/*/*.parquet')")
+    five = ("SELECT ticker, time_bucket(INTERVAL 5 MINUTE, ts) AS ts, first(open ORDER BY ts) AS open, max(high) "
+            "AS high, min(low) AS low, last(close ORDER BY ts) AS close, sum(volume) AS volume, NULL::DOUBLE AS vw, "
+            "sum(transactions) AS transactions, {sma} AS sma_20 FROM bars_1m {where} GROUP BY ALL")
+    con.execute("CREATE TABLE bars_5m AS " + five.format(sma="42.5::DOUBLE", where=""))
+    con.execute("CREATE VIEW bars_5m_rth AS " + five.format(
+        sma="7.25::DOUBLE", where="WHERE timezone('America/New_York', ts)::TIME BETWEEN '09:30' AND '15:59'"))
+    n5 = con.execute("SELECT count(*) FROM bars_5m WHERE ticker = 'AAPL' AND ts >= '2024-01-24 14:30+00' "
+                     "AND ts < '2024-01-24 16:30+00'").fetchone()[0]  # type: ignore[index]
+    con.close()
+    assert n5 == 24
+    with serving("--data-dir", str(sample_data), "--db", f"duckdb:///{native}") as server:
+        status, meta, _ = server.get("/api/meta/AAPL")
+        assert status == 200
+        assert meta["stored"] == ["1m", "5m", "1d", "5m:rth"]
+        assert list(meta["timeframes"]) == ["1m", "5m", "1d", "5m:rth"]
+        assert meta["timeframes"]["5m"]["table"] == "bars_5m" and "sma_20" in meta["timeframes"]["5m"]["indicators"]
+        window = "start=2024-01-24T09:30:00&end=2024-01-24T11:30:00&indicators=sma_20"
+        status, five_m, _ = server.get(f"/api/bars/AAPL?tf=5m&{window}")
+        assert status == 200 and five_m["table"] == "bars_5m" and five_m["width"] == "5m"
+        assert five_m["points"] == five_m["bars_in"] == n5
+        assert set(five_m["columns"]["sma_20"]) == {42.5}  # the 5-minute table's own indicator
+        status, minute, _ = server.get(f"/api/bars/AAPL?tf=1m&{window}")
+        assert status == 200 and minute["width"] == "1m" and 42.5 not in minute["columns"]["sma_20"]
+        status, rth, _ = server.get(f"/api/bars/AAPL?tf={q('5m:rth')}&{window}")
+        assert status == 200 and rth["table"] == "bars_5m_rth" and set(rth["columns"]["sma_20"]) == {7.25}
+        status, whole, _ = server.get("/api/bars/AAPL?tf=5m&points=100")  # zoomed out: 5m bars resampled
+        assert status == 200 and whole["table"] == "bars_5m" and whole["points"] <= 100
+        assert whole["width"] not in ("1m", "2m", "5m") and whole["bars_in"] == meta["timeframes"]["5m"]["bars"]
+        status, body, _ = server.get("/api/bars/AAPL?tf=15m")
+        assert status == 400 and "5m:rth" in body["error"]

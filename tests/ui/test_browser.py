@@ -306,3 +306,67 @@ def test_progress_of_a_running_backfill_advances(tmp_path: Path, browser: Browse
         assert seen == sorted(seen)
         assert "rows/s" in browser.page.inner_text("#progress")
     assert browser.errors == []
+
+
+def test_colours_scales_and_the_crosshair_legend(ui: Server, browser: Browser) -> None:
+    browser.page.goto(ui.url + "/ticker/AAPL?tf=1d")
+    wait_for(lambda: chart_state(browser).get("renders"))
+    scale = browser.page.evaluate("window.__chart.scale()")  # volume on its own scale: prices stay above zero
+    assert scale["volume"] != scale["price"]
+    assert 0 <= scale["min"] < scale["max"]
+    renders = chart_state(browser)["renders"]
+    for group in ("ema_20", "bb", "macd"):
+        browser.page.check(f"#indicators input[value={group}]")
+        renders += 1
+        assert wait_for(lambda n=renders: chart_state(browser).get("renders", 0) >= n)
+    colours = browser.page.evaluate("window.__chart.colours()")
+    lines = {c["name"]: c["colour"] for c in colours if c["kind"] == "line"}
+    assert {"sma_20", "ema_20", "rsi_14", "bb_upper", "macd", "macd_signal"} <= set(lines)
+    assert len(set(lines.values())) == len(lines), lines  # each line a colour of its own
+    (candles,) = [c["colour"] for c in colours if c["kind"] == "candles"]
+    assert not set(candles) & set(lines.values())
+    for c in colours:  # the legend's swatch is the line's colour
+        if c["kind"] == "line":
+            assert c["legend"] and rgb(c["legend"]) == rgb(c["colour"]), c
+    box = browser.page.locator("#pane-price").bounding_box()
+    seen = []
+    for fraction in (0.25, 0.6):
+        browser.page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        assert wait_for(lambda: browser.page.get_attribute("#legend", "data-t") not in (None, *seen))
+        seen.append(browser.page.get_attribute("#legend", "data-t"))
+    text = browser.page.inner_text("#legend")
+    hovered = int(seen[-1])
+    close = browser.page.evaluate("(t) => window.__chart.at(t)", hovered)
+    assert f"C {close['close']:.2f}" in text and "volume" in text and "sma_20" in text, text
+    assert f"{close['sma_20']:.2f}" in text, (close, text)
+    browser.shot("chart-legend")
+    assert browser.errors == []
+
+
+def rgb(colour: str) -> tuple[int, ...]:
+    if colour.startswith("#"):
+        return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(v) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3])
+
+
+def test_a_timeframe_switch_keeps_the_visible_range(ui: Server, browser: Browser) -> None:
+    browser.page.goto(ui.url + "/ticker/MSFT?tf=1m&start=2024-01-10&end=2024-02-05")
+    wait_for(lambda: chart_state(browser).get("renders"))
+    assert browser.page.eval_on_selector_all("#tf option", "os => os.map((o) => o.value)") == ["1m", "1d"]
+    browser.page.evaluate("window.__chart.zoom('2024-01-16 00:00', '2024-01-30 00:00')")  # two weeks
+    time.sleep(0.5)  # past a reload it may ask for
+    before = browser.page.evaluate("window.__chart.visible()")
+    renders = chart_state(browser)["renders"]
+    browser.page.select_option("#tf", "1d")
+    assert wait_for(lambda: chart_state(browser)["renders"] > renders)
+    assert "1d bars" in browser.page.inner_text("#info")
+    after = browser.page.evaluate("window.__chart.visible()")
+    assert abs(after["from"] - before["from"]) < 86_400_000 and abs(after["to"] - before["to"]) < 86_400_000, (
+        before, after)  # within a day bar
+    renders = chart_state(browser)["renders"]
+    browser.page.select_option("#tf", "1m")
+    assert wait_for(lambda: chart_state(browser)["renders"] > renders)
+    back = browser.page.evaluate("window.__chart.visible()")
+    assert abs(back["from"] - before["from"]) < 3_600_000 and abs(back["to"] - before["to"]) < 3_600_000, (
+        before, back)
+    assert browser.errors == []

@@ -82,10 +82,11 @@
 
   // -- positions: bars are drawn one per logical index; x is New York wall time in ms -------------------------
 
-  function widthMs() {
-    const m = /^(\d+)([mhdw])$/.exec(S.data.width);
+  function tfMs(label) {  // "5m", "1h:rth", "1d" -> ms
+    const m = /^(\d+)([mhdw])/.exec(label);
     return m ? Number(m[1]) * { m: 60000, h: 3600000, d: DAY, w: 7 * DAY }[m[2]] : DAY;
   }
+  const widthMs = () => tfMs(S.data.width);
 
   function timeAt(l) {  // the wall time at fractional logical index l (past the ends: one bucket per index)
     const x = S.data.columns.x, n = x.length, w = widthMs();
@@ -147,7 +148,7 @@
     const moreLeft = c.t[0] > info.first, moreRight = c.t[n - 1] + w <= info.last;
     const edge = Math.max(2, (r.to - r.from) / 10);  // near an end of the loaded candles, with more stored past it
     const nearEnd = (r.from < edge && moreLeft) || (r.to > n - 1 - edge && moreRight);
-    const finer = S.data.width !== S.tf && span < (c.x[n - 1] - c.x[0]) / 2.5;
+    const finer = S.data.width !== S.tf.split(":")[0] && span < (c.x[n - 1] - c.x[0]) / 2.5;
     if (!nearEnd && !finer) return;
     let start = wallToUtc(from - span / 2), end = wallToUtc(to + span / 2);
     if (start <= info.first && end > info.last) start = end = null;
@@ -167,7 +168,10 @@
     rightPriceScale: { minimumWidth: 76, borderColor: "#e3e6ec" },
     crosshair: { mode: 0 },
   };
-  const PALETTE = ["#2563eb", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f"];
+  // Line colours, one per series in the order drawn; none is the candles' green or red.
+  const PALETTE = ["#2563eb", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#ca8a04", "#4f46e5", "#0f766e",
+    "#64748b", "#a21caf", "#0369a1", "#b45309"];
+  const VOLUME_KEY = "#9ca3af";
   const QUIET = { priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false };
 
   function build(panes, overlays, intraday) {
@@ -188,15 +192,18 @@
     const price = make(divs[0], 470, !panes.length);
     const candles = price.addCandlestickSeries({ upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN,
       borderVisible: false });
-    candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.24 } });
+    // prices keep a small bottom margin (a large one would show axis values below the lowest price, below zero
+    // for a cheap stock); volume has an overlay scale of its own in the bottom fifth, under the candles
+    candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.08 } });
     add(ticker, "candles", candles);
     const volume = price.addHistogramSeries({ priceScaleId: "volume", priceFormat: { type: "volume" }, ...QUIET });
-    price.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    price.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 }, visible: false });
     add("volume", "volume", volume, "volume");
     let k = 0;
+    const colour = () => PALETTE[k++ % PALETTE.length];
     for (const col of overlays) {
       const bb = /^bb_/.test(col);
-      const line = price.addLineSeries({ color: bb ? "#94a3b8" : PALETTE[k++ % PALETTE.length], lineWidth: bb ? 1 : 2,
+      const line = price.addLineSeries({ color: colour(), lineWidth: bb ? 1 : 2,
         lineStyle: col.startsWith("bb_middle") ? 1 : 0, ...QUIET });
       add(col, "line", line, col);
     }
@@ -208,7 +215,7 @@
           continue;
         }
         const rsi = /^rsi/.test(g);
-        const line = ch.addLineSeries({ color: /signal/.test(col) ? "#ea580c" : "#2563eb", lineWidth: 2, ...QUIET,
+        const line = ch.addLineSeries({ color: colour(), lineWidth: 2, ...QUIET,
           lastValueVisible: true, autoscaleInfoProvider: rsi ? () => ({ priceRange: { minValue: 0, maxValue: 100 } }) : undefined });
         if (rsi) for (const level of [30, 70]) line.createPriceLine({ price: level, color: "#94a3b8", lineWidth: 1,
           lineStyle: 1, axisLabelVisible: false });
@@ -224,19 +231,28 @@
       clearTimeout(S.timer);
       S.timer = setTimeout(maybeReload, 150);
     });
-    price.subscribeCrosshairMove((p) => legend(p && p.seriesData ? p.seriesData.get(candles) : null, p && p.time));
-    legend(null);
+    for (const ch of S.charts) ch.subscribeCrosshairMove((p) => legend(p && p.time !== undefined ? p.time * 1000 : null));
   }
 
-  function legend(bar, time) {
-    const box = document.getElementById("legend");
-    const items = S.series.filter((s) => s.kind !== "candles").map((s) => {
-      const color = s.kind === "line" ? s.api.options().color : "#6b7385";
-      return colfill.el("span", { class: "key" }, colfill.el("i", { style: `background:${color}` }), s.name);
-    });
-    const f = (v) => (typeof v === "number" ? v.toFixed(v < 10 ? 4 : 2) : "");
-    const ohlc = bar ? `${wallText(time * 1000)}  O ${f(bar.open)}  H ${f(bar.high)}  L ${f(bar.low)}  C ${f(bar.close)}` : "";
-    box.replaceChildren(colfill.el("b", { text: ticker }), ...items, colfill.el("span", { class: "muted", text: ohlc }));
+  const keyColour = (s) => (s.kind === "line" ? s.api.options().color : s.kind === "volume" ? VOLUME_KEY : "#6b7385");
+
+  function legend(wall) {  // the values at the bar under the crosshair (wall time ms), else at the last bar
+    const box = document.getElementById("legend"), c = S.data && S.data.columns, n = c ? c.x.length : 0;
+    if (!n) return;
+    let i = n - 1;
+    if (wall !== null) {
+      let lo = 0, hi = n - 1;
+      while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (c.x[mid] <= wall) lo = mid; else hi = mid - 1; }
+      i = lo;
+    }
+    const f = (v) => (typeof v !== "number" ? "–" : Math.abs(v) >= 1e5 ? colfill.num(Math.round(v))
+      : v.toFixed(Math.abs(v) < 10 ? 4 : 2));
+    const items = S.series.filter((s) => s.kind !== "candles").map((s) =>
+      colfill.el("span", { class: "key", "data-series": s.name },
+        colfill.el("i", { style: `background:${keyColour(s)}` }), `${s.name} `, colfill.el("b", { text: f(c[s.col][i]) })));
+    const ohlc = `${wallText(c.x[i])}  O ${f(c.open[i])}  H ${f(c.high[i])}  L ${f(c.low[i])}  C ${f(c.close[i])}`;
+    box.replaceChildren(colfill.el("b", { text: ticker }), colfill.el("span", { id: "legend-bar", text: ohlc }), ...items);
+    box.dataset.t = c.x[i];
   }
 
   function setData() {
@@ -256,6 +272,7 @@
       }
       s.api.setData(rows);
     }
+    legend(null);
   }
 
   function draw(resetView) {
@@ -300,6 +317,25 @@
       const r = S.charts[0].timeScale().getVisibleLogicalRange();
       const n = S.data.columns.x.length;
       return r ? Math.max(0, Math.min(n - 1, Math.floor(r.to)) - Math.max(0, Math.ceil(r.from)) + 1) : 0;
+    },
+    visible() {  // the visible range as wall times (ms)
+      return currentView();
+    },
+    colours() {  // each series' colour as the library holds it, and the legend's swatch of it
+      const swatch = (name) => { const e = document.querySelector(`#legend [data-series="${name}"] i`);
+        return e ? e.style.background : null; };
+      return S.series.map((s) => ({ name: s.name, kind: s.kind, colour: s.kind === "candles"
+        ? [s.api.options().upColor, s.api.options().downColor] : keyColour(s), legend: swatch(s.name) }));
+    },
+    scale() {  // the price and volume series' scale ids, and the price axis's range as drawn
+      const candles = S.series.find((s) => s.kind === "candles").api, volume = S.series.find((s) => s.kind === "volume").api;
+      const h = S.charts[0].paneSize().height;
+      return { price: candles.options().priceScaleId, volume: volume.options().priceScaleId,
+               min: candles.coordinateToPrice(h), max: candles.coordinateToPrice(0) };
+    },
+    at(wall) {  // the drawn columns' values at wall time `wall` (ms)
+      const c = S.data.columns, i = c.x.indexOf(wall);
+      return i < 0 ? null : Object.fromEntries(Object.keys(c).map((k) => [k, c[k][i]]));
     },
     last(name) {
       const s = S.series.find((x) => x.name === name);
@@ -379,12 +415,26 @@
     const params = new URLSearchParams(location.search);
     S.tf = firstTf(S.meta, params);
     const sel = document.getElementById("tf");
-    for (const o of sel.options) o.disabled = !tfs.includes(o.value);
+    sel.replaceChildren(...(S.meta.stored || tfs).map((tf) => {
+      const o = colfill.el("option", { value: tf, text: tf.replace(":rth", " regular hours") });
+      o.disabled = !tfs.includes(tf);
+      return o;
+    }));
     sel.value = S.tf;
     // dates in the address (or the date inputs) go to the server as they are: it reads them as New York days
     S.start = params.get("start") || null; S.end = params.get("end") || null;
     const fresh = () => { S.view = null; S.lastAuto = ""; load(false); };
-    sel.addEventListener("change", () => { S.tf = sel.value; S.start = S.end = null; buildToggles(); connectLive(); fresh(); });
+    sel.addEventListener("change", () => {  // another timeframe over the same visible range
+      const view = currentView();
+      S.tf = sel.value; buildToggles(); connectLive();
+      if (!view) { S.start = S.end = null; fresh(); return; }
+      const info = S.meta.timeframes[S.tf], span = view.to - view.from;
+      const pad = Math.max(span / 2, 10 * tfMs(S.tf));  // and at least a few of the new bars either side
+      S.start = wallToUtc(view.from - pad); S.end = wallToUtc(view.to + pad);
+      if (S.start <= info.first && S.end > info.last) S.start = S.end = null;
+      S.view = view; S.lastAuto = "";
+      syncInputs(); load(false);
+    });
     document.getElementById("adjusted").addEventListener("change", () => load());
     document.getElementById("apply").addEventListener("click", () => {
       S.start = document.getElementById("start").value || null; S.end = document.getElementById("end").value || null;
