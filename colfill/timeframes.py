@@ -8,6 +8,7 @@ up with it too (it needs only the minutes of that bucket).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -35,6 +36,16 @@ class Timeframe:
     def table(self) -> str:
         return BASE[self.name] if not self.derived else derived_table(self.name)
 
+    @property
+    def label(self) -> str:
+        """The name the dashboard shows (`5m:rth`)."""
+        return self.name
+
+    @property
+    def base(self) -> str:
+        """The size without the session (`5m` of `5m:rth`): the width of one unaggregated candle."""
+        return self.name.removesuffix(RTH)
+
 
 def timeframe(name: str, argument: str = "--timeframes") -> Timeframe:
     """The timeframe `name` (`5m`, `1h:rth`, `1d`); the error names `argument`."""
@@ -60,6 +71,25 @@ def parse(text: str | None, argument: str = "--timeframes") -> tuple[Timeframe, 
         raise InvalidArgument(f"{argument} {text}: derived timeframes are rolled up from the run's minute bars; "
                               "add 1m")
     return out
+
+
+def of_label(name: str) -> Timeframe | None:
+    """The timeframe `name`, None when it is not one."""
+    try:
+        return timeframe(name)
+    except InvalidArgument:
+        return None
+
+
+def of_table(name: str) -> Timeframe | None:
+    """The timeframe whose table is `name` (`bars_1h_rth` -> `1h:rth`), None when it is no bars table."""
+    return _BY_TABLE.get(name)
+
+
+def stored(relations: Iterable[str]) -> list[Timeframe]:
+    """The bars tables among `relations` as timeframes, in a menu's order: all sessions first, each group from the
+    finest size."""
+    return sorted((tf for tf in map(of_table, relations) if tf is not None), key=lambda tf: (tf.rth, tf.minutes))
 
 
 def regular_session(minutes: pl.DataFrame) -> pl.DataFrame:
@@ -113,3 +143,5 @@ def rollup(minutes: pl.DataFrame, tf: Timeframe | str) -> pl.DataFrame:
                 .alias("transactions")))
     return out.rename({"__bucket": "ts"}).select(BAR_COLUMNS).cast(dict(bars.schema))  # type: ignore[arg-type]
 
+
+_BY_TABLE = {tf.table: tf for tf in map(timeframe, (*BASE, *DERIVED))}

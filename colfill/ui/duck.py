@@ -137,7 +137,7 @@ class LakeReader(Reader):
 
     def _lake_tables(self) -> list[str]:
         """The bars tables of the lake: the known ones and any other timeframe's (`table=bars_5m/`, ...)."""
-        from colfill.ui.timeframes import of_table
+        from colfill.timeframes import of_table
 
         found = [p.name.removeprefix("table=") for p in self.lake.root.glob("table=bars_*")]
         return [*BAR_TABLES, *sorted(t for t in found if t not in BAR_TABLES and of_table(t) is not None)]

@@ -16,10 +16,10 @@ from typing import Any
 
 import polars as pl
 
-from colfill.bars import BAR_TABLES, table_of
+from colfill.bars import BAR_TABLES
 from colfill.dialect import DUCKDB, Dialect
 from colfill.errors import InvalidArgument
-from colfill.ui.timeframes import Timeframe, of_label, stored
+from colfill.timeframes import Timeframe, of_label, stored
 
 BASE_COLUMNS = ("ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions")
 VERSION_TTL = 1.0  # seconds between two checks of whether the data changed
@@ -82,14 +82,14 @@ class Reader:
         return [t for t in BAR_TABLES if t in have]
 
     def timeframes(self) -> list[Timeframe]:
-        """The bars tables this store holds, as the chart's timeframes (`colfill.ui.timeframes`)."""
+        """The bars tables this store holds, as the chart's timeframes (`colfill.timeframes`)."""
         return stored(self.relations())
 
     def table_for(self, timeframe: str, adjusted: bool = False) -> tuple[str, bool]:
         """(relation, adjusted-in-fact) for `timeframe`; unknown timeframes and missing tables are bad input."""
         have = self.relations()
         tf = of_label(timeframe)
-        if tf is None or (tf.table not in have and table_of(timeframe) is None):
+        if tf is None or (tf.table not in have and tf.table not in BAR_TABLES):  # 1m, 1d: every store has them
             held = ", ".join(t.label for t in self.timeframes()) or "none yet"
             raise InvalidArgument(f"unknown timeframe {timeframe!r}: this store holds {held}")
         if tf.table not in have:
