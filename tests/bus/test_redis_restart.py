@@ -27,12 +27,17 @@ BIN = Path(sys.executable).with_name("colfill")
 
 
 class OwnRedis:
-    def __init__(self, port: int) -> None:
-        self.port, self.url, self.proc = port, f"redis://127.0.0.1:{port}/0", None
+    """redis-server on `port`; with `persist` (a directory), an append-only file fsynced at every write, so
+    what it acknowledged survives a SIGKILL."""
+
+    def __init__(self, port: int, persist: Path | None = None) -> None:
+        self.port, self.url, self.proc, self.persist = port, f"redis://127.0.0.1:{port}/0", None, persist
 
     def start(self) -> None:
+        aof = ["--appendonly", "no"] if self.persist is None else [
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.persist)]
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      *aof], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
