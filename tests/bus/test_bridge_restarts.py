@@ -21,8 +21,7 @@ import pytest
 from tests.conftest import need_service
 from tests.helpers import S3Server, Tansu, free_port, wait_for
 
-from .conftest import T0, bars
-from .test_redis_restart import OwnRedis
+from .conftest import T0, OwnRedis, bars
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 pytest.importorskip("confluent_kafka")
