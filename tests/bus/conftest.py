@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -69,3 +73,31 @@ class Lines:
         """Every line not taken yet, up to the end of the pipe (call after the child exited)."""
         self.reader.join(10)
         return "".join(iter(lambda: "" if self.queue.empty() else self.queue.get(), ""))
+
+
+class OwnRedis:
+    """redis-server on `port`; with `persist` (a directory), an append-only file fsynced at every write, so
+    what it acknowledged survives a SIGKILL."""
+
+    def __init__(self, port: int, persist: Path | None = None) -> None:
+        self.port, self.url, self.proc, self.persist = port, f"redis://127.0.0.1:{port}/0", None, persist
+
+    def start(self) -> None:
+        aof = ["--appendonly", "no"] if self.persist is None else [
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.persist)]
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      *aof], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,33 +19,10 @@ from colfill.errors import ColfillError
 from tests.conftest import need_service
 from tests.helpers import ENV
 
-from .conftest import Lines, bars
+from .conftest import Lines, OwnRedis, bars
 
 pytestmark = pytest.mark.redis
 BIN = Path(sys.executable).with_name("colfill")
-
-
-class OwnRedis:
-    def __init__(self, port: int) -> None:
-        self.port, self.url, self.proc = port, f"redis://127.0.0.1:{port}/0", None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture

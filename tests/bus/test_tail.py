@@ -1,4 +1,5 @@
-"""The installed `colfill tail` in a subprocess: prints the bars a RedisMessageBus publishes, one line each,
+"""The installed `colfill tail` in a subprocess: prints the bars a RedisMessageBus (or, with --bus kafka://, a
+KafkaMessageBus) publishes, one line each,
 revisions marked; exits 130 on SIGINT; an unreachable Redis exits 3 naming the URL without its password."""
 
 from __future__ import annotations
@@ -84,3 +85,27 @@ def test_tail_rejects_a_bad_timeframe() -> None:
     proc = subprocess.run([str(BIN), "tail", "AAPL", "--timeframe", "5m"], capture_output=True, text=True,
                           timeout=60, env=ENV, stdin=subprocess.DEVNULL)
     assert proc.returncode == errors.USAGE and "--timeframe" in proc.stderr
+
+
+def test_tail_follows_a_kafka_bus(kafka_url: str) -> None:
+    from colfill.bus.kafka import KafkaMessageBus
+
+    a, b = (f"Z{uuid.uuid4().hex[:6].upper()}" for _ in range(2))
+    proc = start(a, "--bus", kafka_url, "--json")
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        assert "following" in err.next(60)  # at the partitions' ends: nothing produced from now on is missed
+        bus = KafkaMessageBus(kafka_url)
+        bus.publish("1m", bars([a, b], minutes=2))
+        bus.close()
+        import json
+
+        got = [json.loads(out.next()) for _ in range(2)]
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        proc.kill()
+    proc.wait()
+    assert proc.returncode == errors.INTERRUPTED, err.rest()
+    assert [m["ticker"] for m in got] == [a, a] and got[0]["t"] < got[1]["t"]  # b is not followed
+    assert out.rest() == ""
