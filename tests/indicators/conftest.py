@@ -277,7 +277,7 @@ def atol_for(column: str, close: np.ndarray | pl.Series) -> float:
     return 0.0
 
 
-def assert_series_close(actual: pl.Series, expected: np.ndarray, *, rel: float = REL, atol: float = REL,
+def assert_series_close(actual: pl.Series, expected: np.ndarray, *, rel: float = REL, atol: float | np.ndarray = REL,
                         what: str = "") -> None:
     """`actual` has nulls exactly where `expected` has NaN, never NaN/inf itself, and agrees elsewhere within
     max(rel·|expected|, atol)."""
