@@ -110,6 +110,19 @@ def assert_equal_to(got: pl.DataFrame, want: pl.DataFrame) -> None:
             1.0, abs(y))) for x, y in zip(a, b)), col
 
 
+def outage(srv: PolygonWsServer, engine: DataIngestionEngine, src: Any, before: list[dict[str, Any]],
+           during: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
+    """Stream `before`, drop the connection, publish `during` while it is away (never sent on the socket, as on
+    the real feed), let it reconnect and stream `after`."""
+    srv.publish(before, per_frame=len(TICKERS))
+    wait_for(lambda: engine.stats.published >= len(before), 30, what="the bars before the outage")
+    srv.outage()
+    wait_for(lambda: not src.health.connected, 10, what="the drop")
+    srv.publish(during, per_frame=len(TICKERS))
+    srv.resume()
+    srv.publish(after, per_frame=len(TICKERS))
+
+
 def run_outage(tmp_path: Path, revised: list[dict[str, Any]], republished: int = 0
                ) -> tuple[DataIngestionEngine, InMemoryMessageBus, list[dict[str, Any]]]:
     """Minutes 0-11 streamed, 12-17 sent during an outage (with `revised`), 18-29 after; `republished`: the rows
@@ -121,13 +134,7 @@ def run_outage(tmp_path: Path, revised: list[dict[str, Any]], republished: int =
                                      indicators=SHORT, gap_fill=filler(rest.url))
         src = source(srv)
         run = Running(engine, src)
-        srv.publish(before, per_frame=len(TICKERS))
-        wait_for(lambda: engine.stats.published >= len(before), 30, what="the bars before the outage")
-        srv.outage()
-        wait_for(lambda: not src.health.connected, 10, what="the drop")
-        srv.publish(during + revised, per_frame=len(TICKERS))  # sent while away: never on this socket
-        srv.resume()
-        srv.publish(after, per_frame=len(TICKERS))
+        outage(srv, engine, src, before, during + revised, after)
         wait_for(lambda: engine.stats.published >= 120 + len(revised) + republished and not srv.pending(), 30,
                  what="every bar, the gap's included")
         time.sleep(0.2)
@@ -212,13 +219,7 @@ def test_a_rest_host_that_is_down_leaves_the_gap_reported_and_loses_nothing_stre
     with PolygonWsServer(api_key=KEY) as srv:
         src = source(srv)
         run = Running(engine, src)
-        srv.publish(before, per_frame=len(TICKERS))
-        wait_for(lambda: engine.stats.published >= len(before), 30, what="the bars before the outage")
-        srv.outage()
-        wait_for(lambda: not src.health.connected, 10, what="the drop")
-        srv.publish(during, per_frame=len(TICKERS))
-        srv.resume()
-        srv.publish(after, per_frame=len(TICKERS))
+        outage(srv, engine, src, before, during, after)
         wait_for(lambda: engine.stats.published >= len(before) + len(after), 30, what="the streamed bars")
         run.stop()
     engine.close()
