@@ -28,7 +28,8 @@ def fetch(api: RestApi, table: str) -> pa.Table:
     ds = REFERENCE_TABLES[table]
     listing = getattr(api.client, ds.method)
     extra = {"market": "stocks"} if table == "tickers" else {}
-    return to_table(ds, api._call(f"/v3/reference/{table}", lambda: listing(limit=1000, **extra)))
+    return to_table(ds, api._call(f"/v3/reference/{table}",
+                                         lambda: list(listing(limit=1000, **extra))))  # pages read inside: retried
 
 
 def load(api: RestApi, store: Any, tables: tuple[str, ...], records: Path | None = None,

@@ -199,7 +199,8 @@ class RestApi:
                                   f"{resp.data.decode('utf-8', 'replace')[:300]}")
             frame, next_url = _parse_page(resp.data, fields)
             frames.append(frame)
-            url = f"{self.settings.url}{urlsplit(next_url).path}?{urlsplit(next_url).query}" if next_url else ""
+            nxt = urlsplit(next_url or "")
+            url = f"{self.settings.url}{nxt.path}?{nxt.query}" if next_url else ""
         return pl.concat(frames) if len(frames) > 1 else frames[0]
 
     def bars(self, ticker: str, timespan: str, start: int | str, end: int | str) -> pl.DataFrame:

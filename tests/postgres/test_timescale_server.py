@@ -12,11 +12,9 @@ import datetime as dt
 import gzip
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +27,12 @@ import pytest
 from colfill.errors import StoreError
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
+from tests.helpers import BIN, ENV
+from tests.helpers import colfill as run_installed
 from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, plain_url, with_query
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 
-ENV = "COLFILL_TEST_TIMESCALE_URL"
-BIN = Path(sys.executable).with_name("colfill")
 START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 9)  # 28 trading days, all far older than compress_after
 
 
@@ -53,9 +51,7 @@ def flatfiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def colfill(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "200"}
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=600, env=env,
-                          stdin=subprocess.DEVNULL)
+    return run_installed(*args, timeout=600)
 
 
 def run(src: Path, data: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -236,8 +232,7 @@ def test_two_runs_at_once_leave_one_row_per_key(ts_url: str, flatfiles: Path, tm
     init_without_policy_runs(ts_url)
     args = ["run", "--source", str(flatfiles), "--start", str(START), "--end", str(END), "--db", ts_url,
             "--skip-daily"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLFILL_")} | {"COLUMNS": "200"}
-    procs = [subprocess.Popen([str(BIN), *args, "--data-dir", str(tmp_path / f"d{i}")], env=env, text=True,
+    procs = [subprocess.Popen([str(BIN), *args, "--data-dir", str(tmp_path / f"d{i}")], env=ENV, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
              for i in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]

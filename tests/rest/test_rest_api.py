@@ -166,3 +166,12 @@ def test_a_host_that_is_down_is_said_at_the_first_failed_connection() -> None:
         client.grouped("2024-03-04")
     assert len(client.limiter._returned) == 1  # one attempt took a token
     client.close()
+
+
+def test_a_malformed_reference_page_is_fetched_again(server: PolygonServer) -> None:
+    """The listing's pages are read inside the retry, so a garbled page restarts it instead of failing the phase."""
+    from colfill.sources.reference import fetch
+
+    clean = fetch(api(server), "splits")
+    server.inject("malformed", count=1, path_prefix="/v3/reference/splits")
+    assert fetch(api(server), "splits").equals(clean) and clean.num_rows > 0
