@@ -1,7 +1,8 @@
 """Exactly once under SIGKILL: a loader process is killed at random moments while it loads (new days on the
 insert path, loaded days on the replace path), then run to completion. After every kill the table holds, day
 by day, exactly the version the manifest records; at the end exactly the source's rows: same count, same
-checksum, and no row more or less (EXCEPT ALL both ways)."""
+checksum, and no row more or less (EXCEPT ALL both ways). On plain PostgreSQL the table has its primary key; on
+TimescaleDB (where a server has it) the keyless hypertable whose one row per (ticker, ts) the loader alone keeps."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from tests.conftest import drop_schema, with_query
 from tests.postgres import kill_loader as kl
 from tests.postgres.conftest import Db
 
@@ -24,6 +28,22 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HELPER = Path(kl.__file__)
 V1_DAYS, V2_DAYS = 8, 36
+
+
+@pytest.fixture(params=["plain", "hypertable"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh schema on plain PostgreSQL, or on a TimescaleDB server (the keyless direct-compress layout)."""
+    server = request.getfixturevalue("ts_server" if request.param == "hypertable" else "pg_server_url")
+    schema = f"colfill_kill_{uuid.uuid4().hex[:12]}"
+    yield with_query(server, schema=schema)
+    drop_schema(server, schema)
+
+
+@pytest.fixture
+def db(store_url: str) -> Iterator[Db]:
+    d = Db(store_url)
+    yield d
+    d.con.close()
 
 
 def run(url: str, version: int, days: int) -> subprocess.Popen[str]:
@@ -71,18 +91,23 @@ def consistent(db: Db) -> tuple[int, int]:
     return extra, missing
 
 
-def test_sigkill_at_random_moments_then_rerun(pg_url: str, db: Db) -> None:
+def test_sigkill_at_random_moments_then_rerun(store_url: str, db: Db, request: pytest.FixtureRequest) -> None:
     seed = int(os.environ.get("COLFILL_KILL_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
     note = f"(COLFILL_KILL_SEED={seed})"
-    first = run(pg_url, 1, V1_DAYS)
+    first = run(store_url, 1, V1_DAYS)
     assert first.wait(timeout=120) == 0, first.stderr.read() if first.stderr else ""
+    if request.node.callspec.params["store_url"] == "hypertable":
+        assert db.one("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = %s "
+                      "AND hypertable_name = 'bars_1m'", [db.schema]) == 1
+        assert db.one("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = 'bars_1m' "
+                      "AND indexdef LIKE 'CREATE UNIQUE%%'", [db.schema]) == 0, "the layout has no unique index"
     load_reference(db)
     assert consistent(db) == (0, 0)
 
     outcomes = []
     for moment in ("early", "after-first", "after-first", "after-first", "early"):
-        proc = run(pg_url, 2, V2_DAYS)
+        proc = run(store_url, 2, V2_DAYS)
         if moment == "early":
             time.sleep(rng.uniform(0.2, 0.9))  # interpreter start, imports, or the first COPYs
         else:
@@ -93,7 +118,7 @@ def test_sigkill_at_random_moments_then_rerun(pg_url: str, db: Db) -> None:
         assert consistent(db) == (0, 0), f"not exactly once after a kill {note}"
     assert outcomes.count(-signal.SIGKILL) >= 3, f"the loader finished before most kills: {outcomes} {note}"
 
-    last = run(pg_url, 2, V2_DAYS)
+    last = run(store_url, 2, V2_DAYS)
     out, err = last.communicate(timeout=120)
     assert last.returncode == 0, err
     assert out.strip().endswith("done")
