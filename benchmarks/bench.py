@@ -349,7 +349,7 @@ def main() -> None:
     print(f"  end to end measured            {e2e_cpu:6.3f} us/row, {e2e_cpu * e2e / 1e6:.2f} of {cores} cores busy; "
           f"bare scan {base['bare_scan']['cpu_us_per_row']:.3f} us/row")
     for extra in ("bench_incremental", "bench_postgres", "bench_rest", "bench_live", "bench_gapfill", "bench_bus",
-                  "bench_kafka", "bench_ui", "bench_ray"):
+                  "bench_kafka", "bench_timeframes", "bench_ui", "bench_ray"):
         if (Path(__file__).parent / f"{extra}.py").exists():
             importlib.import_module(extra).main()
 
