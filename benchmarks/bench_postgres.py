@@ -24,7 +24,9 @@ Stages (each in a fresh process and a fresh schema; rows/s of the loads alone, d
 On TimescaleDB each load stage and the anchor print their chunks compressed at commit (whether the client's COPY
 direct-compressed), and the targets add each load against the anchor (>= 80%) and the end to end against the lake.
 
-Needs COLFILL_TEST_PG_URL (`make services`); each stage uses a schema of its own and drops it.
+Needs COLFILL_TEST_PG_URL (`make services`); each stage uses a schema of its own and drops it. With
+COLFILL_BENCH_TIMESCALE_URL (or COLFILL_TEST_TIMESCALE_URL) set, the same again on that TimescaleDB server, recorded
+as `<name>_timescale`.
 """
 
 from __future__ import annotations
@@ -374,10 +376,19 @@ def _sample_root() -> Path | None:
 
 
 def main() -> None:
+    """Against COLFILL_TEST_PG_URL, then, when it is set, the TimescaleDB server of COLFILL_BENCH_TIMESCALE_URL (else
+    COLFILL_TEST_TIMESCALE_URL): its figures recorded with the suffix `_timescale`."""
     url = os.environ.get("COLFILL_TEST_PG_URL")
     if not url:
         print("\nbench_postgres: COLFILL_TEST_PG_URL is not set (run `make services`); skipped")
         return
+    bench_server(url)
+    ts = os.environ.get("COLFILL_BENCH_TIMESCALE_URL") or os.environ.get("COLFILL_TEST_TIMESCALE_URL")
+    if ts and ts != url:
+        bench_server(ts, "_timescale")
+
+
+def bench_server(url: str, suffix: str = "") -> None:
     workdir = Path(tempfile.mkdtemp(prefix="colfill-bench-pg-"))
     try:
         rows = measure(prepare, workdir)["rows"]
@@ -407,8 +418,9 @@ def main() -> None:
         e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
         e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root, "duckdb")
         e2e["end_to_end_lake_same_run"] = timed(stage_end_to_end, root, "lake")
-    record(stages={**stages, **e2e}, baselines={k: v["rows_per_s"] for k, v in base.items()})
-    record_extra({"pg_table_kind": kind})
+    record(stages={k + suffix: v for k, v in {**stages, **e2e}.items()},
+           baselines={k + suffix: v["rows_per_s"] for k, v in base.items()})
+    record_extra({"pg_table_kind" + suffix: kind})
     show(f"PostgreSQL stages (into a {kind})",
          [(k, v["rows_per_s"], v["peak_rss_mb"]) for k, v in {**stages, **e2e}.items()])
     show(f"PostgreSQL baselines (same run, same rows, raw COPY into a {kind})",
