@@ -78,15 +78,3 @@ def test_derived_timeframes_need_the_minutes(tmp_path: Path) -> None:
                     timeframes=("1d", "5m"))
     with pytest.raises(InvalidArgument, match="7m"):
         BackfillJob(source="x", start=START, end=END, data_dir=tmp_path, timeframes=("1m", "7m"))
-
-
-def test_derived_timeframes_into_postgresql_are_refused_before_connecting(tmp_path: Path) -> None:
-    """Not built for PostgreSQL yet: said at once, exit 2, naming the option (no server is reached: port 1)."""
-    from tests.helpers import colfill
-
-    proc = colfill("run", "--source", str(tmp_path), "--data-dir", str(tmp_path / "d"), "--start", "2024-03-01",
-                   "--end", "2024-03-05", "--timeframes", "1m,5m,1d", "--db", "postgresql://u:sekret@127.0.0.1:1/x")
-    assert proc.returncode == 2, proc.stderr
-    assert "--timeframes 1m,5m,1d: derived timeframes are stored in the lake and native DuckDB" in " ".join(
-        proc.stderr.split())
-    assert "sekret" not in proc.stderr + proc.stdout
