@@ -1,4 +1,5 @@
-"""Split-adjusted views of the bars (`bars_1m_adjusted`, `bars_1d_adjusted`) in the DuckDB stores.
+"""Split-adjusted views of the bars (`bars_1m_adjusted`, `bars_1d_adjusted`, `bars_5m_adjusted` of a derived
+timeframe ...) in every store.
 
 Flat files and colfill's REST requests are unadjusted (`adjusted=false`), so stored bars and their
 indicators are of the series as it traded. The adjusted views restate it as of today:
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES
 from colfill.dialect import Dialect
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "vw")
@@ -84,7 +85,7 @@ def adjusted_views(d: Dialect, relations: set[str], dividends: bool = False, rel
     dividends = dividends and {"dividends", "bars_1d"} <= relations
     views: dict[str, str | None] = {"split_factors": split_factors_sql(d, rel),
                                     "dividend_factors": dividend_factors_sql(d, rel) if dividends else None}
-    for t in BAR_TABLES:
+    for t in ALL_BAR_TABLES:
         if t in relations:
             views[f"{t}_adjusted"] = adjusted_view_sql(d, rel(t), rel, columns(t) if columns else None, dividends)
     return views

@@ -34,6 +34,7 @@ def derived_table(timeframe: str) -> str:
 
 
 DERIVED_TABLES = {derived_table(tf): tf for tf in DERIVED}
+ALL_BAR_TABLES = (*BAR_TABLES, *DERIVED_TABLES)  # every bars table a store may hold: the source's, then derived
 DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}  # the flat files' dataset of each table
 
 

@@ -208,12 +208,6 @@ def execute(job: BackfillJob, load_workers: int = 2, timescale: bool | None = No
 
     err = console(stderr=True)
     target = resolve(job.store_url, job.data_dir)
-    if job.derived() and target.kind == "postgres":
-        from colfill.errors import InvalidArgument
-
-        raise InvalidArgument(f"--timeframes {','.join(job.timeframes)}: derived timeframes are stored in the lake and "
-                              "native DuckDB so far, not yet in PostgreSQL. Hint: --timeframes 1m,1d with --db "
-                              "postgresql://..., or a lake/duckdb store for the derived ones.")
     runner = open_executor(executor, address=ray_address, workers=workers, shards=shards)  # no cluster: fail first
     store = open_store(target, load_workers=load_workers, timescale=timescale, create_db=create_db, compress=compress)
     origin = f"REST {getattr(job.rest, 'url', 'API')}" if job.source == "rest" else f"{job.source}/{job.prefix}"

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from colfill.bars import BAR_TABLES, DERIVED_TABLES
+from colfill.bars import ALL_BAR_TABLES, BAR_TABLES, DERIVED_TABLES
 from colfill.dialect import DUCKDB
 from colfill.errors import StoreError
 from colfill.stage.lake import Lake, ManifestEntry
@@ -336,7 +336,7 @@ class LakeStore(DuckDBStore):
         from colfill.stores.live_files import live_days, prune
         from colfill.stores.live_rows import held_days
 
-        for table in BAR_TABLES:
+        for table in ALL_BAR_TABLES:
             days = set(live_days(self.lake.root, table))
             if days:
                 prune(self.lake.root, table, days & held_days(self.lake.entries(table))[0])

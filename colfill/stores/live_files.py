@@ -5,6 +5,9 @@ in a catalogue table would therefore lock out the morning's `colfill run` (which
 flat file into the same lake) and every reader, for as long as the live session runs. So they are files:
 
     lake/_live/table=bars_1m/date=2024-03-08/bucket=0930.parquet   bars of 09:30-09:34 New York, one row a key
+    lake/_live/table=bars_1d/date=2024-03-08/day.parquet           the day's bars (bars_1d, bars_1d_rth)
+
+A derived table's live bars (`bars_5m`, from the live rollup) are kept the same way as `bars_1m`'s.
 
 A minute bar belongs to one bucket (`BUCKET_MINUTES` of New York time; a day bar to its day's file), so a
 bucket file holds the newest version of each of its bars: an upsert rewrites the buckets its rows fall in
@@ -29,12 +32,17 @@ from typing import Any
 import pyarrow as pa
 
 from colfill import atomic
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES, DERIVED_TABLES
 from colfill.calendar import NEW_YORK
 from colfill.stores.live_rows import check_rows, held_condition, held_days, last_per_key, with_live_sql
 
 BUCKET_MINUTES = 5
 KEEP = 8  # buckets kept in memory per table (the current one, and the few before it revisions reach)
+
+
+def intraday(table: str) -> bool:
+    """Whether `table` holds bars shorter than a day (kept in bucket files; day bars in a file a day)."""
+    return table == "bars_1m" or (table in DERIVED_TABLES and not DERIVED_TABLES[table].startswith("1d"))
 
 
 def live_root(lake_root: Path, table: str) -> Path:
@@ -61,7 +69,7 @@ def _literal(text: str) -> str:
 def add_live_rows(views: dict[str, str | None], lake: Any) -> None:
     """Make the bars views of `views` show the lake's live files for the days the lake does not hold.
     Read-only: pruning the live files of held days is the lake store's refresh."""
-    for table in BAR_TABLES:
+    for table in ALL_BAR_TABLES:
         if not live_days(lake.root, table):
             continue
         held = held_condition(*held_days(lake.entries(table)))
@@ -99,7 +107,7 @@ class LiveFiles:
         rows = _keys_typed(rows)
         local = pc.local_timestamp(rows["ts"].cast(pa.timestamp("us", NEW_YORK.key)))
         days = pc.cast(local, pa.date32())
-        if table == "bars_1m":
+        if intraday(table):
             starts = pc.multiply(pc.divide(pc.add(pc.multiply(pc.hour(local), 60), pc.minute(local)),
                                            BUCKET_MINUTES), BUCKET_MINUTES)
         else:
@@ -114,7 +122,7 @@ class LiveFiles:
         return rows.num_rows
 
     def _path(self, table: str, day: dt.date, start: int) -> Path:
-        name = f"bucket={start // 60:02d}{start % 60:02d}.parquet" if table == "bars_1m" else "day.parquet"
+        name = f"bucket={start // 60:02d}{start % 60:02d}.parquet" if intraday(table) else "day.parquet"
         return live_root(self.root, table) / f"date={day.isoformat()}" / name
 
     def _write(self, table: str, path: Path, new: pa.Table) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES
 from colfill.dialect import DUCKDB
 from colfill.errors import SchemaMismatch
 
@@ -23,8 +23,9 @@ NY_DATE = DUCKDB.ny_day("ts")  # the New York trading date of a bar
 
 
 def check_rows(table: str, rows: pa.Table) -> None:
-    if table not in BAR_TABLES:
-        raise SchemaMismatch(f"upsert_live: {table!r} is not a bars table ({', '.join(BAR_TABLES)})")
+    if table not in ALL_BAR_TABLES:
+        raise SchemaMismatch(f"upsert_live: {table!r} is not a bars table (bars_1m, bars_1d, or a derived one: "
+                             "bars_5m, bars_1h_rth ...)")
     missing = [k for k in ("ticker", "ts") if k not in rows.column_names]
     if missing:
         raise SchemaMismatch(f"upsert_live into {table}: the rows have no {' and '.join(missing)} column; bars "

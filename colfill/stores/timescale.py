@@ -24,6 +24,10 @@ Choices, and why:
   backfill's disk stays near its compressed size instead of waiting hours for the policy.
   `bars_1d`: 365 days. A year of day bars for the whole market (~12 k tickers x 252 days, ~3 M rows)
   is about one minute chunk's size, and gives each ticker one compressed batch of ~252 rows a year.
+- **Derived timeframes** (`bars_5m`, `bars_1h_rth` ..., colfill.timeframes): the same hypertables, chunks
+  sized to hold about a `bars_1m` chunk's rows or fewer: `bars_1m_rth` 1 day, 2m-30m 7 days (a week of
+  5-minute bars is about one day of minute bars), `1h` 30 days, `bars_1d_rth` as `bars_1d`; compressed after
+  7 days (30 for `1h` and day bars), loaded by the same keyless direct-compress path.
 - **Indexes.** `create_default_indexes => false`: the primary key (ticker, ts) already serves the
   queries that matter (one ticker over a time range) and includes the partitioning column, as
   TimescaleDB requires; time-range queries across tickers are served by chunk exclusion. The default
@@ -55,6 +59,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from colfill.bars import DERIVED_TABLES, RTH
 from colfill.dialect import POSTGRES
 
 MIN_VERSION = (2, 13)  # by_range(); DML on compressed chunks (2.11)
@@ -74,9 +79,28 @@ class HypertableSpec:
     compress_after: str
 
 
+MINUTE = HypertableSpec(chunk_interval="1 day", compress_after="7 days")
+DAY = HypertableSpec(chunk_interval="365 days", compress_after="30 days")
+
+
+def derived_spec(timeframe: str) -> HypertableSpec:
+    """A derived table's chunks hold about as many rows as a `bars_1m` chunk or fewer (see Chunk intervals):
+    minute bars of the session like `bars_1m`, 2-30 minute bars a week, hourly bars a month, day bars like
+    `bars_1d`."""
+    size = timeframe.removesuffix(RTH)
+    if size == "1m":
+        return MINUTE
+    if size == "1d":
+        return DAY
+    if size == "1h":
+        return HypertableSpec(chunk_interval="30 days", compress_after="30 days")
+    return HypertableSpec(chunk_interval="7 days", compress_after="7 days")
+
+
 SPECS: dict[str, HypertableSpec] = {
-    "bars_1m": HypertableSpec(chunk_interval="1 day", compress_after="7 days"),
-    "bars_1d": HypertableSpec(chunk_interval="365 days", compress_after="30 days"),
+    "bars_1m": MINUTE,
+    "bars_1d": DAY,
+    **{table: derived_spec(tf) for table, tf in DERIVED_TABLES.items()},
 }
 
 

@@ -77,7 +77,7 @@ def test_duckdb_upsert_live_is_idempotent_and_replaces_revisions(tmp_path: Path)
     assert query(path, "SELECT count(*) FROM bars_1d") == [(1,)]
     again = open_store(f"duckdb:///{path}")
     with pytest.raises(SchemaMismatch):
-        again.upsert_live("bars_5m", live_rows(keys))
+        again.upsert_live("bars_7m", live_rows(keys))
     with pytest.raises(SchemaMismatch):
         again.upsert_live("bars_1m", live_rows(keys).drop_columns(["ts"]))
     again.close()

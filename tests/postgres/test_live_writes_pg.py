@@ -82,8 +82,31 @@ def test_upsert_live_is_idempotent_and_a_revision_replaces_the_row(store: Postgr
     daily = make_day(DAY, ["AAPL"], minutes=1, start=midnight.astimezone(NEW_YORK).time())
     assert store.upsert_live("bars_1d", daily) == 1 and store.upsert_live("bars_1d", daily) == 1
     assert db.bars("bars_1d") == expected_rows(daily)
-    with pytest.raises(SchemaMismatch):
-        store.upsert_live("bars_5m", rows)
+    with pytest.raises(SchemaMismatch, match="bars_7m"):
+        store.upsert_live("bars_7m", rows)
+
+
+def test_upsert_live_of_a_derived_table_makes_it_and_a_revision_replaces_the_row(store: PostgresStore, db: Db) -> None:
+    """The live rollup's bars (`bars_5m`, `bars_1d_rth`): the table made as a backfill makes it (day partitions or
+    a hypertable), upserted by (ticker, ts)."""
+    minutes = make_day(DAY, ["AAPL", "MSFT"], minutes=30, seed=6)
+    rows = minutes.take([i for i in range(minutes.num_rows) if i % 5 == 0])  # 09:30, 09:35 ... of each ticker
+    assert store.upsert_live("bars_5m", rows) == 12
+    assert store.upsert_live("bars_5m", rows) == 12
+    assert db.bars("bars_5m") == expected_rows(rows)
+    if store.ts_version:
+        assert db.one("SELECT time_interval::text FROM timescaledb_information.dimensions WHERE hypertable_schema = %s "
+                      "AND hypertable_name = 'bars_5m'", [db.schema]) == "7 days"
+    else:
+        assert db.one("SELECT count(*) FROM {s}.bars_5m_20240307") == 12  # the day's partition
+    assert store.upsert_live("bars_5m", with_close(rows.slice(1, 1), 9.0)) == 1
+    assert db.rows("SELECT ticker, close FROM {s}.bars_5m WHERE close = 9.0") == [("AAPL", 9.0)]
+    assert db.one("SELECT count(*) FROM {s}.bars_5m") == 12
+    midnight = dt.datetime.combine(DAY, dt.time(), NEW_YORK)
+    daily = make_day(DAY, ["AAPL"], minutes=1, start=midnight.time())
+    assert store.upsert_live("bars_1d_rth", daily) == 1
+    assert store.upsert_live("bars_1d_rth", with_close(daily, 5.0)) == 1
+    assert db.rows("SELECT close FROM {s}.bars_1d_rth") == [(5.0,)]
 
 
 def test_a_backfilled_day_replaces_its_live_rows(store: PostgresStore, db: Db) -> None:

@@ -49,6 +49,18 @@ def test_hypertable_ddl_with_columnstore_names_from_2_18(version: tuple[int, int
         "if_not_exists => true)")
 
 
+def test_every_derived_table_has_a_chunk_size_of_about_a_minute_chunks_rows_or_fewer() -> None:
+    from colfill.bars import DERIVED_TABLES
+
+    assert set(DERIVED_TABLES) <= set(tsdb.SPECS)
+    chunks = {t: tsdb.SPECS[t].chunk_interval for t in ("bars_1m_rth", "bars_2m", "bars_30m_rth", "bars_1h",
+                                                        "bars_1h_rth", "bars_1d_rth")}
+    assert chunks == {"bars_1m_rth": "1 day", "bars_2m": "7 days", "bars_30m_rth": "7 days", "bars_1h": "30 days",
+                      "bars_1h_rth": "30 days", "bars_1d_rth": "365 days"}
+    assert "INTERVAL '7 days'" in tsdb.hypertable_sql("mkt", "bars_5m", (2, 28))[0]
+    assert tsdb.policy_sql("mkt", "bars_1h", (2, 28)).endswith("after => INTERVAL '30 days', if_not_exists => true)")
+
+
 def test_ddl_quotes_names_with_quotes() -> None:
     stmts = tsdb.hypertable_sql("we'ird \"s\"", "bars_1m", (2, 14))
     assert stmts[0].startswith("SELECT 1 FROM \"public\".create_hypertable('\"we''ird \"\"s\"\"\".\"bars_1m\"', ")

@@ -1,15 +1,16 @@
-"""`colfill db status`: per table, rows, time range, tickers, days loaded, size and compression."""
+"""`colfill db status`: per table, rows, time range, tickers, days loaded, size and compression; the derived
+timeframes' tables (`bars_5m` ...) that the schema holds."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES, BAR_TABLES, DERIVED_TABLES
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import STATE_TABLE
 from colfill.stores.postgres.catalog import Catalog
-from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql
+from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql, pg_array
 
 EXACT_COUNT_BELOW = 5_000_000  # status counts rows exactly below this estimate, else reports the estimate
 
@@ -45,7 +46,11 @@ class Status:
         """Per table: rows, time range, tickers, days in the manifest, size; chunks and compression on hypertables."""
         cat = self._catalog
         out = []
-        names = [*BAR_TABLES, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST, STATE_TABLE]
+        present = set(cat.read("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE n.nspname = %s::text AND c.relname = ANY(%s::text[])",
+                               [cat.schema, pg_array(list(DERIVED_TABLES))]))
+        derived = [t for t in DERIVED_TABLES if t in present]  # held only: a run makes those it needs
+        names = [*BAR_TABLES, *derived, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST, STATE_TABLE]
         hyper = set(cat.read("SELECT hypertable_name::text FROM timescaledb_information.hypertables "
                                "WHERE hypertable_schema = %s::text", [cat.schema])) if cat.ts_version else set()
         caggs = set(cat.read("SELECT view_name::text FROM timescaledb_information.continuous_aggregates "
@@ -73,7 +78,7 @@ class Status:
                 st.rows = cat.read_one(f"SELECT count(*)::bigint FROM {rel}")
             else:
                 st.rows, st.rows_exact = int(estimate), False
-            if name in BAR_TABLES or kind == "continuous aggregate":
+            if name in ALL_BAR_TABLES or kind == "continuous aggregate":
                 row = cat.read_row(
                     f"SELECT count(t.ticker)::bigint, "
                     f"extract(epoch FROM min((SELECT min(x.ts) FROM {rel} x WHERE x.ticker = t.ticker)))::float8, "
@@ -83,7 +88,7 @@ class Status:
                     st.tickers = row[0]
                     st.first_ts, st.last_ts = (dt.datetime.fromtimestamp(v, dt.timezone.utc) if v is not None
                                                else None for v in row[1:3])
-            if name in BAR_TABLES:
+            if name in ALL_BAR_TABLES:
                 self._manifest_status(st)
                 st.uniqueness = self._uniqueness(name)
             if ts_sql:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from colfill import dialect as sql
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES, BAR_TABLES
 from colfill.dialect import POSTGRES
 from colfill.errors import StoreError
 from colfill.stores import timescale as tsdb
@@ -196,7 +196,7 @@ class PostgresStore:
         dividends = wants_dividends(present) if dividends is None else dividends
         with cat.ddl() as s:
             # dropped first: they depend on the factor views, their columns on the table
-            for name in [*(f"{t}_adjusted" for t in BAR_TABLES), "dividend_factors"]:
+            for name in [*(f"{t}_adjusted" for t in ALL_BAR_TABLES), "dividend_factors"]:
                 s.execute(f"DROP VIEW IF EXISTS {cat.rel(name)}")
             views = adjusted_views(POSTGRES, present, dividends, cat.rel, lambda t: list(cat.existing(s, t)[1]))
             for name, view in views.items():
