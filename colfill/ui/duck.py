@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES, BAR_TABLES
 from colfill.dialect import DUCKDB
 from colfill.errors import StoreError
 from colfill.ui.daycounts import DayCounts
@@ -153,7 +153,7 @@ class LakeReader(Reader):
         from colfill.stores.live_files import add_live_rows, live_days
 
         add_live_rows(views, self.lake)
-        return {t for t in BAR_TABLES if live_days(self.lake.root, t)}
+        return {t for t in ALL_BAR_TABLES if live_days(self.lake.root, t)}
 
     def relations(self) -> set[str]:
         self.version()
@@ -191,7 +191,7 @@ class LakeReader(Reader):
     def table_stats(self) -> list[dict[str, Any]]:
         def compute() -> list[dict[str, Any]]:
             out = []
-            for table in BAR_TABLES:
+            for table in self._lake_tables():
                 size = sum(p.stat().st_size for p in self.lake.root.glob(f"table={table}/date=*/*.parquet"))
                 if table not in self.relations():
                     out.append({"table": table, "rows": 0, "tickers": 0, "first_day": None, "last_day": None,
@@ -259,7 +259,9 @@ class DuckFileReader(Reader):
     def table_stats(self) -> list[dict[str, Any]]:
         def compute() -> list[dict[str, Any]]:
             out = []
-            for i, table in enumerate(BAR_TABLES):
+            have = self.relations()
+            tables = [*BAR_TABLES, *(t for t in ALL_BAR_TABLES if t in have and t not in BAR_TABLES)]
+            for i, table in enumerate(tables):
                 size = self.file.stat().st_size if i == 0 else None  # one file holds every table
                 if table not in self.relations():
                     out.append({"table": table, "rows": 0, "tickers": 0, "first_day": None, "last_day": None,

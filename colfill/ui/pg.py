@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from colfill.bars import BAR_TABLES
+from colfill.bars import ALL_BAR_TABLES
 from colfill.dialect import NY, POSTGRES
 from colfill.errors import InvalidArgument
 from colfill.ui.queries import VERSION_TTL, Reader, ny_day
@@ -139,7 +139,7 @@ class PgReader(Reader):
                 status = self._status_store.status()
             out = []
             for st in status:
-                if st.table not in BAR_TABLES:
+                if st.table not in ALL_BAR_TABLES:
                     continue
                 out.append({"table": st.table, "kind": st.kind, "rows": st.rows or 0, "rows_exact": st.rows_exact,
                             "tickers": st.tickers or 0, "first_day": ny_day(st.first_ts),

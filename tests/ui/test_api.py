@@ -267,12 +267,15 @@ def test_derived_timeframes_are_listed_and_read(sample_data: Path, tmp_path: Pat
         sma="7.25::DOUBLE", where="WHERE timezone('America/New_York', ts)::TIME BETWEEN '09:30' AND '15:59'"))
     n5 = con.execute("SELECT count(*) FROM bars_5m WHERE ticker = 'AAPL' AND ts >= '2024-01-24 14:30+00' "
                      "AND ts < '2024-01-24 16:30+00'").fetchone()[0]  # type: ignore[index]
+    total5 = con.execute("SELECT count(*) FROM bars_5m").fetchone()[0]  # type: ignore[index]
     con.close()
     assert n5 == 24
     with serving("--data-dir", str(sample_data), "--db", f"duckdb:///{native}") as server:
         status, meta, _ = server.get("/api/meta/AAPL")
         assert status == 200
         assert meta["stored"] == ["1m", "5m", "1d", "5m:rth"]
+        tables = {t["table"]: t["rows"] for t in server.get("/api/overview")[1]["tables"]}
+        assert tables["bars_5m"] == total5 and "bars_5m_rth" in tables  # the overview's tables know them too
         assert list(meta["timeframes"]) == ["1m", "5m", "1d", "5m:rth"]
         assert meta["timeframes"]["5m"]["table"] == "bars_5m" and "sma_20" in meta["timeframes"]["5m"]["indicators"]
         window = "start=2024-01-24T09:30:00&end=2024-01-24T11:30:00&indicators=sma_20"
