@@ -31,7 +31,7 @@ from colfill.live.engine import DataIngestionEngine
 from colfill.timeframes import rollup
 from tests.helpers import BIN, ENV, colfill, wait_for
 from tests.live.conftest import assert_parity
-from tests.live.engine_helpers import KEY, MIN, SHORT, live_source, run_until
+from tests.live.engine_helpers import KEY, MIN, SHORT, live_source, rows_of, run_until
 from tests.polygon_ws_server import PolygonWsServer
 
 # 2024-03-08 (EST): 09:00 New York is 14:00 UTC; the minutes run 09:00-11:29, across the regular open at 09:30
@@ -193,6 +193,25 @@ def test_a_late_minute_republishes_its_bucket_and_the_next_as_revisions() -> Non
         31.0, fixed["h"], sum(e["v"] for e in corrected[:5]))
     assert messages[3]["vwap"] != messages[1]["vwap"] and messages[3]["close"] == messages[1]["close"]
     assert engine.stats.revisions == 1 and engine.stats.derived == 5
+
+
+@pytest.mark.xfail(reason="the stores take derived tables (bars_5m) with issue 22's store change, merged apart; "
+                   "until then the engine publishes derived bars and says they are not stored", strict=False)
+def test_the_store_holds_the_derived_bars_published(tmp_path: Path) -> None:
+    url = f"lake:///{tmp_path / 'data'}"
+    bus = InMemoryMessageBus(keep=1000)
+    engine = DataIngestionEngine(storage=url, message_bus=bus, indicators=SHORT, timeframes="1m,5m")
+    events = [event("L", START + i * MIN, 20.0 + i * 0.5) for i in range(11)]
+    with PolygonWsServer(api_key=KEY) as srv:
+        srv.publish(events)
+        run_until(engine, live_source(srv, ("L",)), lambda: engine.stats.published >= len(events))
+    engine.close()
+    assert len(bus.stream("5m")) == 3
+    assert not any("not stored" in n for n in engine.notices), engine.notices
+    stored = rows_of(url, "bars_5m")
+    want = expected(minutes_of(events), "5m")
+    assert stored["close"].to_list() == want["close"].to_list() and engine.stats.stored_derived == 3
+    assert stored["vwap"].to_list() == pytest.approx(want["vwap"].to_list(), rel=1e-9)
 
 
 def test_timeframes_are_checked_and_named() -> None:
