@@ -8,7 +8,9 @@
 - sustained 20,000 bars/s (1,000 tickers, 50 bars a frame) through the engine into the lake store and
   Redis, stored then published and published first: the rate achieved, the engine's backlog (publication
   minus arrival) at its worst and at the end, and the memory the process holds (RSS) before and after;
-- the most bars/s the engine takes when the server sends as fast as it can.
+- the most bars/s the engine takes when the server sends as fast as it can;
+- the live rollup's added latency (issue 22): the 1,000 bars/s scenario over an hour of minutes with
+  `timeframes=("1m",)` and with `("1m", "5m", "15m", "1h")`, the 1m bars' p50/p99 of each.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def rss_mb() -> float:
 
 
 def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: bool = True,
-             redis_url: str | None = None, write_behind: bool = False) -> dict[str, float]:
+             redis_url: str | None = None, write_behind: bool = False,
+             timeframes: tuple[str, ...] = ("1m",)) -> dict[str, float]:
     """Run one server process against the engine (lake store, Redis bus); the figures of that run."""
     from colfill.bus.redis import RedisMessageBus
     from colfill.interrupt import Stop
@@ -62,7 +65,7 @@ def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: 
         settings = LiveSettings.from_env(",".join(names), url=url, api_key=KEY)
         source = LiveDataSource(settings)
         engine = DataIngestionEngine(storage=f"lake:///{tmp}", message_bus=bus, adaptive=adaptive,
-                                     batch_size=50_000, write_behind=write_behind)
+                                     batch_size=50_000, write_behind=write_behind, timeframes=timeframes)
         engine.prepare("1m")
         rss0 = rss_mb()
         stop = Stop()
@@ -95,6 +98,7 @@ def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: 
                "bars_per_s": stats.published / max(seconds, 1e-9), "worst_backlog_ms": worst[0],
                "final_backlog_ms": stats.behind_ms, "rss_before_mb": rss0, "rss_after_mb": rss1,
                "cpu_us_per_bar": cpu / max(stats.published, 1) * 1e6, "batches": stats.batches,
+               "derived": stats.derived,
                "engine_p50_ms": stats.percentile(50) or 0.0, "engine_p99_ms": stats.percentile(99) or 0.0}
         if bus is not None and stamps.exists():
             sent = json.loads(stamps.read_text())
@@ -114,17 +118,37 @@ def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: 
     return out
 
 
+def rollup_latency(redis_url: str) -> dict[str, dict[str, float]]:
+    """1,000 bars/s for an hour of minutes (14:30-15:29: 5m, 15m and 1h buckets close), without and with the
+    rollup; the 1m bars' latency of each."""
+    return {"1m": scenario(100, 60, 1000.0, 1, redis_url=redis_url),
+            "1m,5m,15m,1h": scenario(100, 60, 1000.0, 1, redis_url=redis_url, timeframes=("1m", "5m", "15m", "1h"))}
+
+
+def print_rollup(runs: dict[str, dict[str, float]]) -> None:
+    base, rolled = runs["1m"], runs["1m,5m,15m,1h"]
+    nan = float("nan")
+    print(f"  live rollup at 1,000 bars/s: 1m bars published on Redis p50 {base.get('p50_ms', nan):.2f} ms, p99 "
+          f"{base.get('p99_ms', nan):.2f} ms with --timeframes 1m; p50 {rolled.get('p50_ms', nan):.2f} ms, p99 "
+          f"{rolled.get('p99_ms', nan):.2f} ms with 1m,5m,15m,1h ({rolled['derived']:,} derived bars published)")
+
+
 def main() -> None:
     redis_url = os.environ.get("COLFILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if "--rollup" in sys.argv:  # this scenario alone
+        print_rollup(rollup_latency(redis_url))
+        return
     lat = scenario(100, 50, 1000.0, 1, redis_url=redis_url)
     first = scenario(100, 50, 1000.0, 1, redis_url=redis_url, write_behind=True)
     fixed = scenario(100, 10, 1000.0, 1, adaptive=False, redis_url=redis_url)
     sustained = scenario(1000, 100, 20_000.0, 50, redis_url=redis_url)
     sustained_first = scenario(1000, 100, 20_000.0, 50, redis_url=redis_url, write_behind=True)
     flat_out = scenario(1000, 100, 1e9, 50, redis_url=redis_url)
+    rolled = rollup_latency(redis_url)
     record_extra({"live": {"latency_1k": lat, "latency_1k_publish_first": first, "latency_1k_fixed_1s": fixed,
                            "sustained_20k": sustained,
-                           "sustained_20k_publish_first": sustained_first, "as_fast_as_sent": flat_out}})
+                           "sustained_20k_publish_first": sustained_first, "as_fast_as_sent": flat_out,
+                           "rollup_1k": rolled}})
     print("\nLive path (WebSocket server in its own process -> engine -> lake store -> Redis)")
     print(f"  1,000 bars/s, one bar a frame: frame sent -> published on Redis p50 {lat.get('p50_ms', float('nan')):.2f}"
           f" ms, p99 {lat.get('p99_ms', float('nan')):.2f} ms over {lat.get('measured', 0):,} bars  "
@@ -146,6 +170,7 @@ def main() -> None:
     print(f"  as fast as the server sends ({flat_out['sent_per_s']:,.0f} bars/s sent): engine "
           f"{flat_out['bars_per_s']:,.0f} bars/s, worst backlog {flat_out['worst_backlog_ms']:.0f} ms, RSS "
           f"{flat_out['rss_after_mb']:.0f} MB")
+    print_rollup(rolled)
 
 
 if __name__ == "__main__":

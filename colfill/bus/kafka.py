@@ -32,8 +32,9 @@ PARTITIONS = 6  # of the topics colfill creates (a cluster's own defaults apply 
 
 
 def bar_topic(timeframe: str) -> str:
-    """The topic of a timeframe's bars, e.g. `colfill.bars.1m`."""
-    return f"colfill.bars.{timeframe}"
+    """The topic of a timeframe's bars, e.g. `colfill.bars.1m`; `colfill.bars.5m_rth` of `5m:rth` (a topic's name
+    takes no colon)."""
+    return f"colfill.bars.{timeframe.replace(':', '_')}"
 
 
 def kafka() -> Any:

@@ -55,6 +55,10 @@ def live(
     no_gap_fill: Annotated[bool, typer.Option("--no-gap-fill", help="Do not fill from REST: neither the minutes "
                                               "since the last stored bar at start nor those missed while "
                                               "disconnected.")] = False,
+    timeframes: Annotated[str, typer.Option(help="1m and the timeframes to roll it up into, e.g. 1m,5m,15m,1h "
+                                            "or 5m:rth (regular session); each bucket's bar, with its own "
+                                            "indicators, is stored in bars_{tf} and published on the bus when "
+                                            "the bucket closes (docs/timeframes.md).")] = "1m",
 ) -> None:
     """Follow live minute bars: indicators continue the backfill's, rows are upserted into the store
     (bars_1m; a revised minute replaces its row) and published on the bus. Runs until Ctrl-C or SIGTERM,
@@ -68,6 +72,7 @@ def live(
     from colfill.errors import InvalidArgument
     from colfill.live.engine import DataIngestionEngine
     from colfill.live.gapfill import GapFiller
+    from colfill.live.rollup import live_timeframes
     from colfill.sources.live import LiveDataSource, LiveSettings
     from colfill.sources.rest import RestApi, RestSettings
     from colfill.stores import open_store
@@ -78,6 +83,7 @@ def live(
     bus_url = bus or redis
     if batch_size < 1 or flush_interval <= 0:
         raise InvalidArgument("--batch-size must be at least 1 and --flush-interval above 0")
+    chosen = live_timeframes(timeframes)
     settings = LiveSettings.from_env(tickers, url=ws_url, api_key=api_key, delayed=delayed)
     rest = None if no_gap_fill else RestApi(RestSettings.from_env(url=rest_url, api_key=api_key, rate=rate))
     err = console(stderr=True)
@@ -87,7 +93,7 @@ def live(
         try:
             engine = DataIngestionEngine(storage=store, message_bus=message_bus, batch_size=batch_size,
                                          flush_interval=flush_interval, indicators=indicators, track_last=True,
-                                         write_behind=publish_first,
+                                         write_behind=publish_first, timeframes=[tf.name for tf in chosen],
                                          gap_fill=GapFiller(rest, rest.settings.workers) if rest else None)
             source = LiveDataSource(settings)
             err.print(f"colfill live: {source.describe()} → {store.describe()}, bus "
@@ -121,6 +127,10 @@ def _summary(err: Console, engine: DataIngestionEngine, source: LiveDataSource, 
               f"{h.reconnects} reconnects in {seconds:.0f} s; {s.fills} gap fills from REST: {s.filled:,} bars "
               f"inserted, {s.filled_revised:,} revised, {s.unfilled:,} tickers' gaps not filled",
               highlight=False, soft_wrap=True)
+    if engine.rollup is not None:
+        err.print(f"  {', '.join(tf.name for tf in engine.timeframes[1:])}: {s.derived:,} bars published (revisions "
+                  f"included), {s.stored_derived:,} stored, {s.derived_late:,} late minutes not applied",
+                  highlight=False, soft_wrap=True)
     if saved:
         err.print(f"  saved the indicator state of {saved:,} tickers (indicator_state), so the next run continues it",
                   highlight=False)

@@ -26,6 +26,12 @@ writer thread that upserts what has queued up, in order, in one transaction (eve
 to now) before the first frame; after every reconnect the minutes missed are fetched while the new frames are
 held, then run through the tracker ahead of them, published with `"filled": true`.
 
+**Derived timeframes** (`timeframes=("1m", "5m", "1h:rth")`, `colfill.live.rollup`): the minute bars are rolled up
+into each timeframe's buckets; a bucket's bar, with that timeframe's own indicators, is stored (`bars_5m`) and
+published (`colfill:bars:5m:{ticker}`) when the bucket closes: a minute of a later bucket came, or its end plus
+`close_grace` seconds passed on the feed's clock (checked every poll); again, as a revision, when a late or revised
+minute changes it; and as it stands when the session ends.
+
 The processors start from the state of the last backfill in the store (the saved `indicator_state` for the
 indicator set, else the state computed from the stored bars; `colfill.live.stored_state`), so live
 indicators continue the backfill's exactly.
@@ -42,10 +48,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from colfill.bars import rows_to_table, table_of
-from colfill.errors import InvalidArgument, SourceUnreachable
+from colfill.bars import BAR_SCHEMA, rows_to_table, table_of
+from colfill.errors import InvalidArgument, SchemaMismatch, SourceUnreachable
 from colfill.live.batcher import Batching, Chunks
 from colfill.live.gapfill import MINUTE, Fill, GapFiller, session_start_ms
+from colfill.live.rollup import LiveRollup, live_timeframes
 from colfill.live.stats import IngestStats
 from colfill.live.tracker import Admitted, Tracker
 from colfill.live.writer import WriteBehind
@@ -70,14 +77,17 @@ class DataIngestionEngine:
     `processors`: objects with `process_batch(table) -> table` (default: one `IncrementalIndicatorProcessor`
     started from the store's backfill, see `processors_for`); `storage`: a Store or a store URL (None: not
     stored); `message_bus`: a MessageBus or a bus URL (None: not published); `batch_size`: the most bars in a
-    micro-batch. See the module docstring for the batching and the duplicate and revision rules.
+    micro-batch; `timeframes`: `1m` and derived ones to roll it up into (`close_grace`: seconds after a bucket's
+    end before the clock closes it). See the module docstring for the batching, the duplicate and revision rules.
     """
 
     def __init__(self, processors: Sequence[Processor] | None = None, storage: Store | str | None = None,
                  message_bus: MessageBus | str | None = None, batch_size: int = 10_000, flush_interval: float = 1.0,
                  adaptive: bool = True, indicators: IndicatorSet | str | None = None, status_every: float = 1.0,
                  status_name: str = "live", track_last: bool = False, write_behind: bool = False,
-                 gap_fill: GapFiller | None = None) -> None:
+                 gap_fill: GapFiller | None = None, timeframes: str | Sequence[str] | None = None,
+                 close_grace: float = 2.0) -> None:
+        self.timeframes = live_timeframes(timeframes, "timeframes")
         if batch_size < 1:
             raise InvalidArgument(f"batch_size {batch_size} must be at least 1")
         self._own_store = isinstance(storage, str)
@@ -112,6 +122,10 @@ class DataIngestionEngine:
         self._source: Any = None
         self._state_saved = False
         self._timeframe = "1m"
+        self.close_grace = close_grace
+        self.rollup: LiveRollup | None = None
+        self._derived_saved: list[str] = []  # derived timeframes started from a saved state
+        self._unstored: set[str] = set()  # derived tables the store refused
         self.on_flush: Callable[[DataIngestionEngine], None] | None = None
         self.on_notice: Callable[[str], None] | None = None
 
@@ -133,25 +147,46 @@ class DataIngestionEngine:
             self.notices += [start.notice] if start.notice else []
             self._state_saved = start.origin is Origin.SAVED
         self._timeframe = timeframe
+        if self.rollup is None and timeframe == "1m" and len(self.timeframes) > 1:
+            self._prepare_rollup()
         return self.processors
+
+    def _prepare_rollup(self) -> None:
+        """A processor per derived timeframe, each continuing the store's backfill of its table."""
+        from colfill.live.incremental import IncrementalIndicatorProcessor
+
+        processors = {}
+        for tf in self.timeframes[1:]:
+            start = start_from_store(self.storage, tf.name, self.indicators)
+            processors[tf.name] = start.processor
+            self.notices += [start.notice] if start.notice else []
+            if start.origin is Origin.SAVED:
+                self._derived_saved.append(tf.name)
+        procs = self.processors or []
+        minute = procs[0] if len(procs) == 1 and isinstance(procs[0], IncrementalIndicatorProcessor) else None
+        self.rollup = LiveRollup(self.timeframes, processors, self.close_grace,
+                                 minute.correctable_after if minute is not None else None)
 
     def save_state(self) -> int:
         """After a session that started from a saved `indicator_state`: write the state it ended with back,
         so the next session continues from it (a state computed from stored bars needs no saving: the live
-        rows are stored bars). Tickers written."""
+        rows are stored bars); so is each derived timeframe's that started from one. Tickers written."""
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
         procs = self.processors or []
-        if not (self._state_saved and self.storage is not None and procs
-                and isinstance(procs[0], IncrementalIndicatorProcessor) and self.stats.published):
+        chosen = [(self._timeframe, procs[0])] if self._state_saved and procs and isinstance(
+            procs[0], IncrementalIndicatorProcessor) else []
+        if self.rollup is not None:  # derived timeframes started from a saved state of their own
+            chosen += [(tf, self.rollup.processors[tf]) for tf in self._derived_saved]
+        if self.storage is None or not self.stats.published or not chosen:
             return 0
         import polars as pl
 
         from colfill.live.stored_state import TOKEN
 
-        proc = procs[0]
-        state = proc.export_state().with_columns(pl.lit(proc.indicators.token()).alias(TOKEN))
-        return self.storage.write_state(self._timeframe, state.to_arrow())
+        written = [self.storage.write_state(timeframe, proc.export_state().with_columns(
+            pl.lit(proc.indicators.token()).alias(TOKEN)).to_arrow()) for timeframe, proc in chosen]
+        return max(written)
 
     # -- the two modes --
 
@@ -165,7 +200,10 @@ class DataIngestionEngine:
         self._source = source
         if mode == "batch":
             for table in source.batches(stop):
-                self._write(timeframe, self._process(table), None, None)
+                out = self._process(table)
+                self._write(timeframe, out, None, None)
+                self._roll(out)
+            self._roll_all()
             self._finish_writes()
             self._status(final=True)
             return self.stats
@@ -181,6 +219,7 @@ class DataIngestionEngine:
             self._catch_up(source, timeframe)
             while stop is None or not stop.is_set():
                 self._refill(source, timeframe)
+                self._tick()
                 now = time.monotonic()
                 if now >= next_status:
                     self._status()
@@ -198,6 +237,7 @@ class DataIngestionEngine:
             try:  # what was received is flushed, unless the store or bus is what failed
                 if error is None or isinstance(error, SourceUnreachable) or not isinstance(error, Exception):
                     self._drain(source, timeframe)
+                    self._roll_all()
                 self._finish_writes()
             except Exception as exc:
                 error = error or exc
@@ -231,6 +271,7 @@ class DataIngestionEngine:
                 self.flush(timeframe, chunks)
                 if stop is not None and stop.is_set():
                     break
+        self._roll_all()
         self._finish_writes()
         self._status(final=True)
         return self.stats
@@ -316,6 +357,11 @@ class DataIngestionEngine:
         self.stats.recomputed += len(at) - len(picked)
         published = self._write(timeframe, out, revision, [m[0] for m in picked], filled)
         self.tracker.published(tickers, t_ms)
+        if self.rollup is not None:
+            if not filled:  # the feed's clock follows the socket's bars (a fill's are older than their arrival)
+                for m in picked:
+                    self.rollup.observe(m[2], m[0])
+            self._roll(out, tickers, t_ms)
         if picked:
             now = time.time()
             self.stats.lag_ms = now * 1000 - max(m[2] for m in picked)
@@ -409,6 +455,45 @@ class DataIngestionEngine:
         if self.on_flush is not None:
             self.on_flush(self)
         return published
+
+    # -- derived timeframes --
+
+    def _roll(self, out: pa.Table, tickers: list[str] | None = None, t_ms: list[int] | None = None) -> None:
+        """Minute bars just published into the rollup; the bars of the buckets that closed (or changed), out."""
+        if self.rollup is None or not out.num_rows:
+            return
+        if tickers is None or t_ms is None:
+            tickers = out["ticker"].to_pylist()
+            t_ms = out["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
+        self.rollup.add(zip(tickers, t_ms, *(out[c].to_pylist() for c in BAR_SCHEMA.names[2:])))
+        self._derive()
+
+    def _tick(self) -> None:
+        if self.rollup is not None:
+            self.rollup.tick(time.time())
+            self._derive()
+
+    def _roll_all(self) -> None:
+        if self.rollup is not None:
+            self.rollup.close_all()
+            self._derive()
+
+    def _derive(self) -> None:
+        """Store, then publish, the derived bars due (see the module docstring)."""
+        assert self.rollup is not None
+        if not self.rollup.pending():
+            return
+        for tf, table, revision in self.rollup.take():
+            if self.storage is not None and tf.table not in self._unstored:
+                try:
+                    self.stats.stored_derived += self.storage.upsert_live(tf.table, table)  # type: ignore[attr-defined]
+                except SchemaMismatch as exc:  # a store that holds no derived tables: published only
+                    self._unstored.add(tf.table)
+                    self._notice(f"{tf.name} bars are published, not stored: {exc}")
+            if self.bus is not None:
+                self.bus.publish(tf.name, table, revision)
+            self.stats.derived += table.num_rows
+        self.stats.derived_late = self.rollup.late
 
     # -- status --
 

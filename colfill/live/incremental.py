@@ -324,6 +324,12 @@ class IncrementalIndicatorProcessor:
         tf = timeframe or self.timeframe
         return {k[0]: s.last_t for k, s in self._syms.items() if k[1] == tf and s.n}
 
+    def correctable_after(self, symbol: str, timeframe: str | None = None) -> int | None:
+        """The bar start (epoch ms) after which `amend` can still correct `symbol`: that of the bar before its
+        oldest held one; None when it holds none."""
+        s = self._syms.get((symbol, timeframe or self.timeframe))
+        return s.undo[0][7] if s is not None and s.undo else None
+
     def export_state(self, keys: Iterable[tuple[str, str]] | None = None) -> pl.DataFrame:
         """The state table (`colfill.indicators.state`) of every symbol, or of `keys`, sorted."""
         import polars as pl

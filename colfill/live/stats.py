@@ -27,6 +27,9 @@ class IngestStats:
     filled: int = 0  # bars they inserted
     filled_revised: int = 0  # bars they revised
     unfilled: int = 0  # tickers a fill could not fetch (reported)
+    derived: int = 0  # bars of derived timeframes published (revisions included)
+    stored_derived: int = 0
+    derived_late: int = 0  # minutes of a derived bucket no longer held, or a bucket its processor refused
     started: float = field(default_factory=time.time)
     last_publish: float = 0.0
     lag_ms: float = 0.0  # publication time minus the end of the latest bar published
