@@ -4,7 +4,10 @@
 - latency at 1,000 bars/s (100 tickers, one bar a frame): from the server sending a frame to the enriched
   bar published on Redis (`published_ms` of the message on the Redis stream minus the server's stamp),
   p50 and p99; targets p50 < 5 ms, p99 < 50 ms. Stored then published (the default), published first
-  (`--publish-first`), and with a fixed 1 s flush (`adaptive=False`) for comparison;
+  (`--publish-first`), and with a fixed 1 s flush (`adaptive=False`) for comparison. The same on the Kafka
+  bus (COLFILL_TEST_KAFKA_URL or BENCH_KAFKA_URL; skipped when no broker answers): `published_ms` of the
+  message read back from `colfill.bars.1m`, the same definition as Redis's, and beside both the time to
+  the bus's confirmation (`publish()` returned: Redis's EXEC answered, every Kafka delivery acknowledged);
 - sustained 20,000 bars/s (1,000 tickers, 50 bars a frame) through the engine into the lake store and
   Redis, stored then published and published first: the rate achieved, the engine's backlog (publication
   minus arrival) at its worst and at the end, and the memory the process holds (RSS) before and after;
@@ -24,6 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,10 +45,70 @@ def rss_mb() -> float:
     return float("nan")
 
 
+class Confirmed:
+    """A bus that notes when each bar's `publish()` returned, i.e. the bus confirmed it (epoch ms by `ticker t`)."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self.at: dict[str, float] = {}
+
+    def publish(self, timeframe: str, bars: Any, revision: Any = False) -> int:
+        import pyarrow.compute as pc
+
+        n = self.bus.publish(timeframe, bars, revision)
+        now = time.time() * 1000
+        ms = pc.divide(bars["ts"].cast("int64"), 1000).to_pylist()
+        self.at.update((f"{t} {m}", now) for t, m in zip(bars["ticker"].to_pylist(), ms))
+        return int(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.bus, name)
+
+
+def kafka_url() -> str | None:
+    """The Kafka broker to measure against, None (with why) when none answers."""
+    url = os.environ.get("BENCH_KAFKA_URL") or os.environ.get("COLFILL_TEST_KAFKA_URL") or "kafka://127.0.0.1:9092"
+    try:
+        from confluent_kafka.admin import AdminClient
+
+        AdminClient({"bootstrap.servers": url.removeprefix("kafka://")}).list_topics(timeout=3)
+    except Exception as exc:
+        print(f"\nlive on Kafka: skipped (no broker at {url}: {type(exc).__name__}: {exc})")
+        return None
+    return url
+
+
+def percentiles(lat: list[float], out: dict[str, float], name: str = "") -> None:
+    lat.sort()
+    if lat:
+        out[f"p50{name}_ms"] = lat[len(lat) // 2]
+        out[f"p99{name}_ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def read_back(url: str, prefix: str, total: int) -> tuple[threading.Thread, list[dict[str, Any]], threading.Event]:
+    """A thread reading the bars of tickers `prefix*` from `colfill.bars.1m` (from its end now) until `total`."""
+    from colfill.bus.kafka import subscribe
+
+    got: list[dict[str, Any]] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for msg in subscribe(url, [f"{prefix}*"], "1m", timeout=10, ready=ready.set):
+            got.append(msg)
+            if len(got) >= total:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    ready.wait(30)
+    return reader, got, ready
+
+
 def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: bool = True,
-             redis_url: str | None = None, write_behind: bool = False,
+             redis_url: str | None = None, write_behind: bool = False, kafka: str | None = None,
              timeframes: tuple[str, ...] = ("1m",)) -> dict[str, float]:
-    """Run one server process against the engine (lake store, Redis bus); the figures of that run."""
+    """Run one server process against the engine (lake store, the Redis bus, or the Kafka bus with `kafka`);
+    the figures of that run."""
     from colfill.bus.redis import RedisMessageBus
     from colfill.interrupt import Stop
     from colfill.live.engine import DataIngestionEngine
@@ -60,7 +124,13 @@ def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: 
     url = server.stdout.readline().strip()
     names = tuple(f"{prefix}{i:04d}" for i in range(tickers))
     total = tickers * minutes
-    bus = RedisMessageBus(redis_url, maxlen=max(200_000, 2 * total)) if redis_url else None
+    bus: Any = RedisMessageBus(redis_url, maxlen=max(200_000, 2 * total)) if redis_url else None
+    if kafka:
+        from colfill.bus.kafka import KafkaMessageBus
+
+        bus = KafkaMessageBus(kafka)
+        reader, back, _ = read_back(kafka, prefix, total)
+    bus = Confirmed(bus) if bus is not None else None
     with tempfile.TemporaryDirectory(prefix="colfill-bench-live-") as tmp:
         settings = LiveSettings.from_env(",".join(names), url=url, api_key=KEY)
         source = LiveDataSource(settings)
@@ -102,16 +172,19 @@ def scenario(tickers: int, minutes: int, rate: float, per_frame: int, adaptive: 
                "engine_p50_ms": stats.percentile(50) or 0.0, "engine_p99_ms": stats.percentile(99) or 0.0}
         if bus is not None and stamps.exists():
             sent = json.loads(stamps.read_text())
+            if kafka:
+                reader.join(15)
+                messages = back
+            else:
+                messages = bus.recent("1m", count=min(total, bus.maxlen))
             lat = []
-            for msg in bus.recent("1m", count=min(total, bus.maxlen if hasattr(bus, "maxlen") else total)):
+            for msg in messages:
                 at = sent.get(f"{msg['ticker']} {msg['t']}")
                 if at is not None:
                     lat.append(msg["published_ms"] - at * 1000)
-            lat.sort()
-            if lat:
-                out["p50_ms"] = lat[len(lat) // 2]
-                out["p99_ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-                out["measured"] = len(lat)
+            out["measured"] = len(lat)
+            percentiles(lat, out)
+            percentiles([bus.at[k] - at * 1000 for k, at in sent.items() if k in bus.at], out, "_confirmed")
         engine.close()
     if bus is not None:
         bus.close()
@@ -144,15 +217,26 @@ def main() -> None:
     sustained = scenario(1000, 100, 20_000.0, 50, redis_url=redis_url)
     sustained_first = scenario(1000, 100, 20_000.0, 50, redis_url=redis_url, write_behind=True)
     flat_out = scenario(1000, 100, 1e9, 50, redis_url=redis_url)
+    broker = kafka_url()
+    on_kafka = scenario(100, 50, 1000.0, 1, kafka=broker) if broker else {}
     rolled = rollup_latency(redis_url)
     record_extra({"live": {"latency_1k": lat, "latency_1k_publish_first": first, "latency_1k_fixed_1s": fixed,
-                           "sustained_20k": sustained,
+                           "latency_1k_kafka": on_kafka, "sustained_20k": sustained,
                            "sustained_20k_publish_first": sustained_first, "as_fast_as_sent": flat_out,
                            "rollup_1k": rolled}})
     print("\nLive path (WebSocket server in its own process -> engine -> lake store -> Redis)")
     print(f"  1,000 bars/s, one bar a frame: frame sent -> published on Redis p50 {lat.get('p50_ms', float('nan')):.2f}"
           f" ms, p99 {lat.get('p99_ms', float('nan')):.2f} ms over {lat.get('measured', 0):,} bars  "
           "(targets < 5 ms, < 50 ms)")
+    nan = float("nan")
+    if on_kafka:
+        print(f"    on Kafka (--bus kafka://, {broker}): p50 {on_kafka.get('p50_ms', nan):.2f} ms, p99 "
+              f"{on_kafka.get('p99_ms', nan):.2f} ms over {on_kafka.get('measured', 0):,} bars read back from "
+              "colfill.bars.1m")
+    print(f"    to the bus's confirmation: Redis p50 {lat.get('p50_confirmed_ms', nan):.2f} ms, p99 "
+          f"{lat.get('p99_confirmed_ms', nan):.2f} ms" + (f"; Kafka (every delivery acknowledged) p50 "
+          f"{on_kafka.get('p50_confirmed_ms', nan):.2f} ms, p99 {on_kafka.get('p99_confirmed_ms', nan):.2f} ms"
+          if on_kafka else ""))
     print(f"    arrival -> published (the engine alone) p50 {lat['engine_p50_ms']:.2f} ms, p99 "
           f"{lat['engine_p99_ms']:.2f} ms; {lat['batches']:,} micro-batches for {lat['bars']:,} bars")
     print(f"    published first, stored right after (--publish-first): p50 {first.get('p50_ms', float('nan')):.2f} ms, "

@@ -9,8 +9,12 @@ partition assignment, and after any failed write, the bridge seeks to those offs
 below them, so a bridge killed at any moment and started again adds each message to the stream exactly once
 (pub/sub, which keeps nothing, sees a replayed message at least once). The consumer group's offsets are
 committed to Kafka after each EXEC as well, for Kafka's own lag tools; Redis's checkpoint is what counts.
-A broker that restarts is reconnected to by librdkafka; a broker that lost its log (an in-memory broker)
-is read again from its start (offsets past the end reset to the earliest).
+A broker that restarts is reconnected to by librdkafka. A partition whose log now ends below the checkpoint
+lost it (a broker that kept it in memory, a topic deleted and made again): the bridge says so once, naming
+topic and partition, and brings the partition over from its start. Kafka answers a fetch past a log's end
+"out of range" (then the bridge reads from the earliest and sees offsets below its checkpoint); some brokers
+(Tansu) answer nothing, so the bridge also compares each partition's end with the checkpoint every second. New
+messages that carry a lost log past the checkpoint before that look cannot be told from old ones.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from colfill.config import redact
 from colfill.errors import ColfillError, InvalidArgument, TerminalError
 
 log = logging.getLogger("colfill.bridge")
+LOOK_EVERY = 1.0  # seconds between comparisons of the partitions' ends with the checkpoint
 
 _DOWN = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE", "UNKNOWN_TOPIC_OR_PART", "NOT_COORDINATOR",
          "COORDINATOR_NOT_AVAILABLE", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION", "LEADER_NOT_AVAILABLE")
@@ -77,6 +82,7 @@ class KafkaToRedisBridge:
         self._synced = False  # positions agree with Redis's checkpoint since the last assignment or failure
         self._warned: set[str] = set()
         self._kafka_down = False
+        self._looked = 0.0  # when the logs' ends were last compared with the checkpoint
         self.consumer.subscribe(list(self.topics), on_assign=self._assigned, on_revoke=self._revoked)
 
     def describe(self) -> str:
@@ -141,6 +147,8 @@ class KafkaToRedisBridge:
         messages = self.consumer.consume(self.batch_size, 0) or self.consumer.consume(1, timeout)
         if len(messages) == 1:
             messages += self.consumer.consume(self.batch_size - 1, 0)
+        if time.monotonic() - self._looked >= LOOK_EVERY:
+            self._look()
         bars: list[tuple[str, str, bytes]] = []
         ends: dict[tuple[str, int], int] = {}
         for msg in messages:
@@ -150,7 +158,7 @@ class KafkaToRedisBridge:
                 continue
             where = (msg.topic(), msg.partition())
             offset = msg.offset()
-            if offset < self._next.get(where, -1) and not self._log_reset(msg):
+            if offset < self._next.get(where, -1) and not self._lost(where):
                 continue  # already in Redis (fetched before a seek took effect)
             ends[where] = offset + 1
             timeframe = self.topics.get(msg.topic(), "")
@@ -188,15 +196,34 @@ class KafkaToRedisBridge:
             pass
         return len(bars)
 
-    def _log_reset(self, msg: Any) -> bool:
-        """True when a partition's log ends below the checkpoint (a broker that lost it): read it from here."""
-        tp = self._ck.TopicPartition(msg.topic(), msg.partition())
-        high = self.consumer.get_watermark_offsets(tp, cached=True)
-        if high is None or high[1] < 0 or high[1] >= self._next[(tp.topic, tp.partition)]:
+    def _look(self) -> None:
+        """Bring over from its start each assigned partition whose log ends below the checkpoint."""
+        self._looked = time.monotonic()
+        for tp in self.consumer.assignment():
+            where = (tp.topic, tp.partition)
+            if self._lost(where):
+                try:
+                    self.consumer.seek(self._ck.TopicPartition(tp.topic, tp.partition, self._ck.OFFSET_BEGINNING))
+                except Exception:  # not fetched yet: look again later
+                    return
+                self._next[where] = 0
+
+    def _lost(self, where: tuple[str, int]) -> bool:
+        """True when partition `where`'s log ends below the checkpoint (the broker lost it; said once). The end is
+        the one the broker's last fetch answer carried: Tansu 0.6 answers ListOffsets with the last batch's first
+        offset + 1, below the true end, which would make every idle bridge read its partitions again."""
+        at = self._next.get(where, 0)
+        if at <= 0:
             return False
-        self._once(f"reset:{tp.topic}:{tp.partition}", f"{tp.topic} partition {tp.partition} now ends at offset "
-                   f"{high[1]}, below the checkpoint {self._next[(tp.topic, tp.partition)]} (the broker lost its "
-                   "log): bringing it over from its start")
+        try:
+            high = self.consumer.get_watermark_offsets(self._ck.TopicPartition(*where), cached=True)
+        except Exception:  # not fetched yet
+            return False
+        if high is None or not 0 <= high[1] < at:
+            return False
+        self._once(f"lost:{where[0]}:{where[1]}", f"{where[0]} partition {where[1]} now ends at offset {high[1]}, "
+                   f"below the checkpoint {at}: the broker lost its log (did it keep it in memory?); bringing the "
+                   "partition over from its start")
         return True
 
     @staticmethod

@@ -138,10 +138,9 @@ class KafkaMessageBus:
         except Exception as exc:  # fatal: e.g. a broker that came back without our producer id
             failed.append(exc)
             left = 0
-        if any(getattr(e, "fatal", lambda: True)() for e in failed):  # this producer is done: the next batch
-            self.producer = kafka().Producer(self._config)           # gets a new one
+        if failed or left:  # the next batch gets a new producer: this one may hold a dead id (a broker that came
+            self.producer = kafka().Producer(self._config)  # back without it) or partitions the topic lost
             self._topics.clear()
-        if failed or left:
             detail = failed[0] if failed else f"{left} still queued"
             raise unreachable(self.bootstrap, f"{len(failed) or left} of {n} of {what} not confirmed within "
                               f"{self.delivery_timeout:.0f} s", detail)

@@ -2,7 +2,9 @@
 
 What each test holds: a Kafka that keeps its log (Tansu on S3, moto's server) and restarts leaves the bars
 produced before, during (queued by the producer) and after the restart each exactly once on the stream, on the
-one topic; a Redis that keeps its append-only file and is killed mid-stream leaves each bar exactly once.
+one topic; a Kafka that kept its log in memory and comes back empty behind the bridge's checkpoint is noticed
+and read from its start, its new bars each once on the stream within seconds; a Redis that keeps its append-only
+file and is killed mid-stream leaves each bar exactly once.
 """
 
 from __future__ import annotations
@@ -110,6 +112,39 @@ def test_kafka_that_keeps_its_log_restarted_under_the_bridge(s3: S3Server, redis
         own.stop()
     exactly_once(on_stream(redis_client, timeframe), names, 26)
     assert not any("lost its log" in n for n in running.notices), running.notices
+
+
+def test_kafka_that_lost_its_log_restarted_under_the_bridge(redis_url: str, redis_client: Any,
+                                                           timeframe: str) -> None:
+    from colfill.bus.kafka import KafkaMessageBus
+
+    own = Tansu().start()  # in memory: a restart loses every topic, message and group
+    names = tickers(5)
+    running = None
+    stream = f"colfill:stream:bars:{timeframe}"
+    try:
+        bus = KafkaMessageBus(own.url, delivery_timeout=5)
+        bus.publish(timeframe, minutes(names, 0, 10))  # 10 a ticker: each partition's checkpoint >= 10
+        running = Running(own.url, redis_url, timeframe)
+        wait_for(lambda: redis_client.xlen(stream) == 50, 30, what="the first 50 bars")
+        own.stop()
+        own.start()
+        bus.close()
+        bus = KafkaMessageBus(own.url, delivery_timeout=5)  # (a producer's retry could duplicate bars on Kafka)
+        bus.publish(timeframe, minutes(names, 10, 3))  # 3 a ticker: every log now ends below its checkpoint
+        wait_for(lambda: redis_client.xlen(stream) >= 65, 5, 0.05, what="the new bars on the stream")
+        time.sleep(1.0)  # anything more would be a duplicate
+        running.close()
+        bus.close()
+    finally:
+        if running is not None:
+            running.stop.set()
+            redis_client.delete(f"colfill:bridge:{running.group}:offsets")
+        own.stop()
+    exactly_once(on_stream(redis_client, timeframe), names, 13)
+    lost = [n for n in running.notices if "lost its log" in n]
+    assert lost and all(f"colfill.bars.{timeframe} partition " in n for n in lost), running.notices
+    assert len(lost) == len(set(lost)), lost  # once a partition
 
 
 @pytest.fixture

@@ -112,6 +112,31 @@ def test_a_broker_that_is_gone_is_a_transient_error_after_the_delivery_timeout(t
         own.stop()
 
 
+def test_a_broker_back_without_its_log_is_published_to_again_by_the_same_bus(timeframe: str) -> None:
+    from colfill.bus.kafka import KafkaMessageBus
+
+    own = Tansu().start()
+    names = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+    try:
+        bus = KafkaMessageBus(own.url, delivery_timeout=2)
+        assert bus.publish(timeframe, bars(names)) == 6
+        own.stop()
+        own.start()  # empty: the topic comes back (Tansu makes it on first use) with fewer partitions, our id unknown
+        tries = []
+
+        def published() -> bool:
+            tries.append(1)
+            try:
+                return bus.publish(timeframe, bars(names, minutes=3)) == 18
+            except TransientError:
+                return False
+        wait_for(published, 20, 0.1, what="publishing again")
+        assert len(tries) <= 3  # the batch after a failed one has a new producer
+        bus.close()
+    finally:
+        own.stop()
+
+
 def test_messages_that_are_not_bars_are_skipped_counted_and_named_once(kafka_url: str, redis_url: str,
                                                                      redis_client: Any, timeframe: str) -> None:
     from colfill.bus.bridge import KafkaToRedisBridge
