@@ -68,6 +68,14 @@ class Db:
             'SELECT table_name, date, lineage, fingerprint, "rows" FROM {s}.colfill_files')}
 
 
+def chunk_states(db: Db, table: str) -> list[tuple[str, bool, bool]]:
+    """(chunk, compressed, partially compressed) of each chunk of `table` (the partial bit is catalog-internal)."""
+    return db.rows(
+        "SELECT c.chunk_name, c.is_compressed, (k.status & 8) = 8 FROM timescaledb_information.chunks c "
+        "JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name "
+        "WHERE c.hypertable_schema = %s AND c.hypertable_name = %s ORDER BY c.range_start", [db.schema, table])
+
+
 @pytest.fixture
 def db(pg_url: str) -> Iterator[Db]:
     d = Db(pg_url)

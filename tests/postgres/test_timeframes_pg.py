@@ -22,7 +22,7 @@ from tests.helpers import colfill
 from tests.pipeline.adjusted import END as ADJ_END
 from tests.pipeline.adjusted import START as ADJ_START
 from tests.pipeline.adjusted import add_splits, expected, sample
-from tests.postgres.conftest import Db, drop_schema, with_query
+from tests.postgres.conftest import Db, chunk_states, drop_schema, with_query
 
 pytestmark = pytest.mark.postgres
 
@@ -145,7 +145,6 @@ def test_adjusted_views_of_derived_tables_follow_the_definition(pg_url: str,
 @pytest.mark.timescale
 def test_timescaledb_keeps_derived_tables_as_compressed_hypertables(ts_server: str, flatfiles: Path,
                                                                     tmp_path: Path) -> None:
-    from tests.postgres.test_timescale_server import chunk_states
 
     schema = f"colfill_tf_{uuid.uuid4().hex[:12]}"
     url = with_query(ts_server, schema=schema)

@@ -29,7 +29,17 @@ from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
 from tests.helpers import BIN, ENV
 from tests.helpers import colfill as run_installed
-from tests.postgres.conftest import INDICATORS, Db, batch, drop_schema, expected_rows, make_day, plain_url, with_query
+from tests.postgres.conftest import (
+    INDICATORS,
+    Db,
+    batch,
+    chunk_states,
+    drop_schema,
+    expected_rows,
+    make_day,
+    plain_url,
+    with_query,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 
@@ -70,14 +80,6 @@ def init_without_policy_runs(url: str, *extra: str) -> Db:
     db.rows("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
             "WHERE hypertable_schema = %s", [db.schema])
     return db
-
-
-def chunk_states(db: Db, table: str) -> list[tuple[str, bool, bool]]:
-    """(chunk, compressed, partially compressed) of each chunk of `table` (the partial bit is catalog-internal)."""
-    return db.rows(
-        "SELECT c.chunk_name, c.is_compressed, (k.status & 8) = 8 FROM timescaledb_information.chunks c "
-        "JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name "
-        "WHERE c.hypertable_schema = %s AND c.hypertable_name = %s ORDER BY c.range_start", [db.schema, table])
 
 
 def duckdb_rows(data: Path, table: str) -> list[tuple[Any, ...]]:
