@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated
 
@@ -13,7 +14,8 @@ def bridge(
                                        help="Kafka brokers: host:port[,host:port] (or kafka://host:port).")],
     redis: Annotated[str, typer.Option("--redis", envvar="COLFILL_REDIS_URL", show_default=False,
                                        help="Redis to write to, e.g. redis://localhost:6379/0.")],
-    timeframes: Annotated[str, typer.Option("--timeframes", help="Comma-separated timeframes: 1m, 1d.")] = "1m",
+    timeframes: Annotated[str, typer.Option("--timeframes", help="Comma-separated timeframes to carry: 1m, 1d "
+                                            "and the derived ones colfill live publishes (5m, 1h:rth, ...).")] = "1m",
     group: Annotated[str, typer.Option("--group", help="Kafka consumer group; also names the checkpoint in "
                                        "Redis (colfill:bridge:GROUP:offsets).")] = "colfill-bridge",
     session_timeout: Annotated[float, typer.Option(help="Seconds after which Kafka gives a silent bridge's "
@@ -27,9 +29,9 @@ def bridge(
     from colfill.bus.bridge import KafkaToRedisBridge
     from colfill.errors import InvalidArgument
 
-    tfs = [t.strip() for t in timeframes.split(",") if t.strip()]
-    if not tfs or any(not t.replace("_", "").isalnum() for t in tfs):
-        raise InvalidArgument(f"--timeframes {timeframes!r}: use 1m, 1d or 1m,1d")
+    tfs = list(dict.fromkeys(t.strip() for t in timeframes.split(",") if t.strip()))
+    if not tfs or not all(re.fullmatch(r"\w+(:rth)?", t, re.ASCII) for t in tfs):
+        raise InvalidArgument(f"--timeframes {timeframes!r}: comma-separated timeframes such as 1m,5m,1h:rth")
 
     def say(text: str) -> None:
         sys.stderr.write(f"  {text}\n")

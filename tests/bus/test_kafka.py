@@ -238,3 +238,31 @@ def test_open_bus_refuses_a_kafka_url_without_a_port() -> None:
     with pytest.raises(InvalidArgument, match="without credentials") as caught:
         open_bus("kafka://u:hunter2@host:9092")
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_regular_session_timeframe_goes_to_its_own_topic_and_on_to_redis(kafka_url: str, redis_url: str,
+                                                                          redis_client: Any, timeframe: str) -> None:
+    """`5m:rth` bars: topic `colfill.bars.5m_rth` (a topic's name takes no colon), then the stream of `5m:rth`."""
+    from colfill.bus.bridge import KafkaToRedisBridge
+
+    rth = f"{timeframe}:rth"
+    bus = open_bus(kafka_url)
+    try:
+        assert bus.publish(rth, bars(["RTH"], minutes=3)) == 3
+    finally:
+        bus.close()
+    assert len(read_topic(kafka_url, f"colfill.bars.{timeframe}_rth", 3)) == 3
+    group = f"g{uuid.uuid4().hex[:8]}"
+    with KafkaToRedisBridge(kafka_url, redis_url, [rth], group, session_timeout=6) as bridge:
+        wait_for(lambda: bridge.step() is not None and bridge.stats.bridged >= 3, 30, what="3 bars bridged")
+    try:
+        got = [m["timeframe"] for m in stream(redis_client, rth)]
+        assert got == [rth] * 3
+    finally:
+        redis_client.delete(f"colfill:stream:bars:{rth}", f"colfill:bridge:{group}:offsets")
+
+
+def test_the_bridge_command_names_a_bad_timeframes_and_exits_2(redis_url: str) -> None:
+    done = subprocess.run([str(BIN), "bridge", "--kafka", "127.0.0.1:1", "--redis", redis_url, "--timeframes",
+                           "1m,5 m"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert done.returncode == errors.USAGE and "--timeframes" in done.stderr and "1h:rth" in done.stderr
