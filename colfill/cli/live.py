@@ -99,7 +99,7 @@ def live(
             err.print(f"colfill live: {source.describe()} → {store.describe()}, bus "
                       f"{redact(bus_url) if bus_url else 'in-process'}, gaps filled from "
                       f"{rest.settings.url if rest else 'nowhere (--no-gap-fill)'}", highlight=False)
-            engine.prepare(source.timeframe)
+            engine.prepare(source.timeframe, settings.tickers)
             for notice in engine.notices:
                 err.print(f"  {notice}", highlight=False)
             engine.notices.clear()

@@ -30,7 +30,8 @@ held, then run through the tracker ahead of them, published with `"filled": true
 into each timeframe's buckets; a bucket's bar, with that timeframe's own indicators, is stored (`bars_5m`) and
 published (`colfill:bars:5m:{ticker}`) when the bucket closes: a minute of a later bucket came, or its end plus
 `close_grace` seconds passed on the feed's clock (checked every poll); again, as a revision, when a late or revised
-minute changes it; and as it stands when the session ends.
+minute changes it; and as it stands when the session ends. A session resumes the buckets the store's minutes
+leave open (`LiveRollup.resume`), so a restart loses none of a bucket's minutes.
 
 The processors start from the state of the last backfill in the store (the saved `indicator_state` for the
 indicator set, else the state computed from the stored bars; `colfill.live.stored_state`), so live
@@ -131,9 +132,10 @@ class DataIngestionEngine:
 
     # -- set-up --
 
-    def prepare(self, timeframe: str) -> list[Processor]:
+    def prepare(self, timeframe: str, tickers: Sequence[str] | None = None) -> list[Processor]:
         """The processors, made now unless given (reading the store's backfill state takes a while on a big
-        store: better before the socket opens than with its frames queueing)."""
+        store: better before the socket opens than with its frames queueing); `tickers` followed (None or `*`:
+        all), whose derived timeframes' open buckets resume from the store (`LiveRollup.resume`)."""
         import polars  # noqa: F401  (its import costs ~0.2 s: not on the first bar's latency)
         import pyarrow.compute as pc
         import pyarrow.parquet  # noqa: F401  (the lake store's live files)
@@ -148,24 +150,25 @@ class DataIngestionEngine:
             self._state_saved = start.origin is Origin.SAVED
         self._timeframe = timeframe
         if self.rollup is None and timeframe == "1m" and len(self.timeframes) > 1:
-            self._prepare_rollup()
+            self._prepare_rollup(None if not tickers or "*" in tickers else tickers)
         return self.processors
 
-    def _prepare_rollup(self) -> None:
-        """A processor per derived timeframe, each continuing the store's backfill of its table."""
+    def _prepare_rollup(self, tickers: Sequence[str] | None) -> None:
+        """The rollup, its open buckets resumed from the store's minutes, and a processor per derived timeframe
+        continuing the store's backfill of its table up to the resumed buckets."""
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
-        processors = {}
+        procs = self.processors or []
+        minute = procs[0] if len(procs) == 1 and isinstance(procs[0], IncrementalIndicatorProcessor) else None
+        self.rollup = LiveRollup(self.timeframes, {}, self.close_grace,
+                                 minute.correctable_after if minute is not None else None)
+        opened = self.rollup.resume(self.storage, minute.last_times() if minute is not None else {}, tickers)
         for tf in self.timeframes[1:]:
-            start = start_from_store(self.storage, tf.name, self.indicators)
-            processors[tf.name] = start.processor
+            start = start_from_store(self.storage, tf.name, self.indicators, opened.get(tf.name))
+            self.rollup.adopt(tf.name, start.processor)
             self.notices += [start.notice] if start.notice else []
             if start.origin is Origin.SAVED:
                 self._derived_saved.append(tf.name)
-        procs = self.processors or []
-        minute = procs[0] if len(procs) == 1 and isinstance(procs[0], IncrementalIndicatorProcessor) else None
-        self.rollup = LiveRollup(self.timeframes, processors, self.close_grace,
-                                 minute.correctable_after if minute is not None else None)
 
     def save_state(self) -> int:
         """After a session that started from a saved `indicator_state`: write the state it ended with back,
@@ -174,18 +177,20 @@ class DataIngestionEngine:
         from colfill.live.incremental import IncrementalIndicatorProcessor
 
         procs = self.processors or []
-        chosen = [(self._timeframe, procs[0])] if self._state_saved and procs and isinstance(
+        if self.storage is None or not self.stats.published:
+            return 0
+        chosen = [(self._timeframe, procs[0], procs[0].export_state())] if self._state_saved and procs and isinstance(
             procs[0], IncrementalIndicatorProcessor) else []
         if self.rollup is not None:  # derived timeframes started from a saved state of their own
-            chosen += [(tf, self.rollup.processors[tf]) for tf in self._derived_saved]
-        if self.storage is None or not self.stats.published or not chosen:
+            chosen += [(tf, self.rollup.processors[tf], self.rollup.state_to_save(tf)) for tf in self._derived_saved]
+        if not chosen:
             return 0
         import polars as pl
 
         from colfill.live.stored_state import TOKEN
 
-        written = [self.storage.write_state(timeframe, proc.export_state().with_columns(
-            pl.lit(proc.indicators.token()).alias(TOKEN)).to_arrow()) for timeframe, proc in chosen]
+        written = [self.storage.write_state(timeframe, state.with_columns(
+            pl.lit(proc.indicators.token()).alias(TOKEN)).to_arrow()) for timeframe, proc, state in chosen]
         return max(written)
 
     # -- the two modes --
@@ -196,7 +201,7 @@ class DataIngestionEngine:
         if mode not in ("batch", "stream"):
             raise InvalidArgument(f"mode {mode!r}: choose batch or stream")
         timeframe = getattr(source, "timeframe", "1m")
-        self.prepare(timeframe)
+        self.prepare(timeframe, getattr(getattr(source, "settings", None), "tickers", None))
         self._source = source
         if mode == "batch":
             for table in source.batches(stop):
@@ -543,9 +548,11 @@ class Start:
     notice: str  # for people ("" when there is no store to start from)
 
 
-def start_from_store(store: Store | None, timeframe: str, indicators: IndicatorSet | str | None) -> Start:
+def start_from_store(store: Store | None, timeframe: str, indicators: IndicatorSet | str | None,
+                     before: dict[str, int] | None = None) -> Start:
     """An IncrementalIndicatorProcessor continuing the store's backfill of `timeframe`: its saved state for this
-    indicator set, else the state computed from its bars; a fresh one when the store has none."""
+    indicator set, else the state computed from its bars; a fresh one when the store has none. `before` (ticker
+    -> epoch ms): those tickers' stored bars from then on are left out (the buckets the rollup resumed)."""
     from colfill.errors import ColfillError
     from colfill.live.incremental import IncrementalIndicatorProcessor
     from colfill.live.stored_state import caught_up, compute_state, saved_state
@@ -558,9 +565,9 @@ def start_from_store(store: Store | None, timeframe: str, indicators: IndicatorS
         state = saved_state(store, table, proc.indicators)
         origin = Origin.SAVED
         if state is not None:
-            state = caught_up(store, table, proc.indicators, state)  # bars a killed session stored after it
+            state = caught_up(store, table, proc.indicators, state, before)  # bars a killed session stored after it
         else:
-            state = compute_state(store, table, proc.indicators)
+            state = compute_state(store, table, proc.indicators, before)
             origin = Origin.STORED_BARS
     except ColfillError as exc:
         return Start(proc, Origin.NONE,

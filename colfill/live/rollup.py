@@ -15,6 +15,22 @@ a revision, its indicators and those of the later buckets recomputed through the
 
 `:rth` timeframes take only minutes of the regular session (`colfill.timeframes.regular_session`); any later
 minute closes their bucket. `1d:rth` buckets are New York days, ending at the session's close.
+
+**Resuming** (`resume`): a session that starts within a bucket whose earlier minutes the store holds (an earlier
+session stopped, or a backfill ended, inside it) opens that bucket with those minutes, so its bar is the rollup
+of all of them. The bucket that may still be open is, per ticker, the one holding its latest stored minute: any
+earlier one was closed by that later minute, and a later one has no stored minute. It is not the bucket of the
+wall clock: a delayed feed or a replay runs behind it, and the feed's clock is known only from its first bar
+(until then the clock closes no resumed bucket). It is left closed when its end is not after the latest minute
+the store holds of any ticker (the feed's clock passed it: the earlier session closed it). Under `:rth` a
+latest minute outside the session closed the bucket before it; `1d:rth` resumes the day's session minutes.
+The timeframe's processor starts from the state before the resumed bucket (the stored bars before it, or the
+saved state caught up to it), so its bar is a new bar there, not a revision a state cannot take (it holds no undo
+record); a resumed bucket that closes with no minute changed, and whose bar the store holds, is applied to the
+processor and not published or stored again. A saved `indicator_state` is kept rather than recomputed from the
+stored bars (it is saved where they lack the history): at the stop `state_to_save` is the state before the
+buckets closed as they stood, which the next session resumes. A state saved holding such a bucket's bar (by a
+version that did not resume) leaves that bucket unresumed (`adopt`).
 """
 
 from __future__ import annotations
@@ -76,12 +92,13 @@ def bucket_of(tf: Timeframe, t: int) -> tuple[int, int] | None:
 
 
 class _Bucket:
-    __slots__ = ("end", "minutes", "published", "start")
+    __slots__ = ("end", "minutes", "published", "resumed", "start")
 
     def __init__(self, start: int, end: int) -> None:
         self.start, self.end = start, end
         self.minutes: dict[int, Row] = {}
         self.published = False
+        self.resumed = False  # opened from the store's minutes, none changed since
 
 
 class _Series:
@@ -109,6 +126,7 @@ class LiveRollup:
         self._ends: dict[str, dict[int, set[str]]] = {tf.name: {} for tf in self.timeframes}  # open buckets by end
         self._due: dict[str, dict[tuple[str, int], _Bucket]] = {tf.name: {} for tf in self.timeframes}
         self._delay: float | None = None  # the feed's least delay seen (arrival minus end), ms
+        self._stopped: dict[str, tuple[Any, set[str]]] = {}  # name -> (state before the stop's buckets, tickers)
 
     # -- minutes in --
 
@@ -136,6 +154,7 @@ class LiveRollup:
                     continue
                 b = s.open
                 if b is not None and b.start == span[0]:
+                    b.resumed = b.resumed and b.minutes.get(t) == row
                     b.minutes[t] = row
                     continue
                 if b is None and (not s.closed or span[0] > max(s.closed)):
@@ -151,6 +170,7 @@ class LiveRollup:
                     b = s.closed[span[0]] = _Bucket(*span)
                 if b.minutes.get(t) != row:
                     b.minutes[t] = row
+                    b.resumed = False
                     due[(ticker, b.start)] = b
 
     def _close(self, name: str, ticker: str, s: _Series) -> None:
@@ -169,20 +189,29 @@ class LiveRollup:
         self._due[name][(ticker, b.start)] = b
 
     def tick(self, now_s: float) -> None:
-        """Close the open buckets whose end plus the grace the feed's clock has passed."""
+        """Close the open buckets whose end plus the grace the feed's clock has passed (a resumed one only once
+        the feed's clock is known)."""
         clock = now_s * 1000 - (self._delay or 0.0)
         for tf in self.timeframes:
-            ends = self._ends[tf.name]
+            ends, series = self._ends[tf.name], self._series[tf.name]
             for end in [e for e in ends if e + self.grace_ms <= clock]:
                 for ticker in list(ends.get(end, ())):
-                    self._close(tf.name, ticker, self._series[tf.name][ticker])
+                    s = series[ticker]
+                    if self._delay is not None or not (s.open is not None and s.open.resumed):
+                        self._close(tf.name, ticker, s)
 
     def close_all(self) -> None:
-        """Close every open bucket as it stands (the session is ending: nothing received is lost)."""
+        """Close every open bucket as it stands (the session is ending: nothing received is lost), keeping the
+        processors' state before them for `state_to_save`."""
         for tf in self.timeframes:
-            for ticker, s in self._series[tf.name].items():
-                if s.open is not None:
-                    self._close(tf.name, ticker, s)
+            open_ = {ticker for ticker, s in self._series[tf.name].items() if s.open is not None}
+            if open_:
+                proc = self.processors[tf.name]
+                held = proc.last_times(tf.name)
+                self._stopped[tf.name] = (proc.export_state([(t, tf.name) for t in sorted(open_) if t in held]),
+                                          open_)
+            for ticker in open_:
+                self._close(tf.name, ticker, self._series[tf.name][ticker])
 
     def pending(self) -> bool:
         return any(self._due.values())
@@ -207,14 +236,16 @@ class LiveRollup:
             frame = rollup(pl.from_arrow(rows_to_table(minutes)), tf)  # type: ignore[arg-type]
             t_ms = frame["ts"].dt.epoch("ms").to_list()
             bars = {(r[0], t): (r[0], t, *r[2:]) for r, t in zip(frame.iter_rows(), t_ms)}
-            table, revision = self._indicators(tf, [(bars[k], b.published) for k, b in buckets if k in bars])
+            stored = {k for k, b in buckets if b.resumed and b.published}  # the store holds this bar
+            table, revision = self._indicators(tf, [(bars[k], b.published) for k, b in buckets if k in bars], stored)
             for _, b in buckets:
                 b.published = True
             if table.num_rows:
                 out.append((tf, table, revision))
         return out
 
-    def _indicators(self, tf: Timeframe, bars: list[tuple[Row, bool]]) -> tuple[pa.Table, list[bool]]:
+    def _indicators(self, tf: Timeframe, bars: list[tuple[Row, bool]], stored: set[tuple[str, int]]
+                    ) -> tuple[pa.Table, list[bool]]:
         proc = self.processors[tf.name]
         done: dict[tuple[str, int], tuple[Row, dict[str, Any], bool]] = {}
         for r, published in bars:
@@ -225,7 +256,103 @@ class LiveRollup:
             for t, row, values in redone:
                 done.pop((r[0], t), None)
                 done[(r[0], t)] = (row, values, published if t == r[1] else True)
+        for key in stored:
+            done.pop(key, None)
         table = rows_to_table([row for row, _, _ in done.values()])
         for c in proc.indicators.columns:
             table = table.append_column(c, pa.array([v[c] for _, v, _ in done.values()], pa.float64()))
         return table, [flag for _, _, flag in done.values()]
+
+    # -- resuming (see the module docstring) --
+
+    def resume(self, store: Any, last_minutes: dict[str, int], tickers: Iterable[str] | None = None
+               ) -> dict[str, dict[str, int]]:
+        """Open, per derived timeframe, each ticker's bucket that may still be open with the store's minutes of it
+        (`last_minutes`: each ticker's latest stored minute start, epoch ms; `tickers`: those followed, None for
+        all). The buckets opened: timeframe name -> ticker -> bucket start, for the processors' `before`."""
+        from colfill.errors import ColfillError
+
+        chosen = last_minutes if tickers is None else {t: last_minutes[t] for t in tickers if t in last_minutes}
+        if store is None or not chosen:
+            return {}
+        latest = max(last_minutes.values())
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        for tf in self.timeframes:
+            for ticker, t in chosen.items():
+                span = bucket_of(tf, t)
+                if span is not None and span[1] > latest:
+                    spans[(tf.name, ticker)] = span
+        if not spans:
+            return {}
+        minutes: dict[tuple[str, str], dict[int, Row]] = {k: {} for k in spans}
+        try:
+            for row in _rows(store, "bars_1m", _COLUMNS, min(s for s, _ in spans.values()), {t for _, t in spans}):
+                for tf in self.timeframes:
+                    span = spans.get((tf.name, row[0]))
+                    if span is not None and bucket_of(tf, row[1]) == span:
+                        minutes[(tf.name, row[0])][row[1]] = row
+        except ColfillError:  # a saved state with no bars_1m table: nothing to resume
+            return {}
+        opened: dict[str, dict[str, int]] = {}
+        for tf in self.timeframes:
+            mine = {ticker: span for (name, ticker), span in spans.items() if name == tf.name}
+            try:  # the bars the store holds of these buckets: published before
+                held = {(r[0], r[1]) for r in _rows(store, tf.table, ["ticker", "ts"], min(
+                    s for s, _ in mine.values()), set(mine))} if mine else set()
+            except ColfillError:  # no such table yet
+                held = set()
+            for ticker, (start, end) in mine.items():
+                b = _Bucket(start, end)
+                b.minutes, b.resumed, b.published = minutes[(tf.name, ticker)], True, (ticker, start) in held
+                if b.minutes:
+                    self._series[tf.name].setdefault(ticker, _Series()).open = b
+                    self._ends[tf.name].setdefault(end, set()).add(ticker)
+                    opened.setdefault(tf.name, {})[ticker] = start
+        return opened
+
+    def adopt(self, name: str, processor: Any) -> int:
+        """`processor` for timeframe `name`; a resumed bucket whose bar its state already holds (a state saved with
+        the bucket's bar as it stood, by a version before resuming) is dropped, as its bar could only be a revision
+        the state cannot take (that bucket's later minutes make a bar of their own). Buckets dropped."""
+        self.processors[name] = processor
+        held = processor.last_times(name)
+        dropped = 0
+        for ticker, s in self._series[name].items():
+            b = s.open
+            if b is not None and b.resumed and held.get(ticker, b.start - 1) >= b.start:
+                s.open = None
+                waiting = self._ends[name][b.end]
+                waiting.discard(ticker)
+                if not waiting:
+                    del self._ends[name][b.end]
+                dropped += 1
+        return dropped
+
+    def state_to_save(self, name: str) -> Any:
+        """The state of `name`'s processor to save at the stop: each ticker whose bucket was closed as it stood
+        taken before that bucket, so the next session resumes the bucket with its stored minutes and applies its
+        bar as a new one (a saved state holding it could not be revised)."""
+        import polars as pl
+
+        state = self.processors[name].export_state()
+        before, tickers = self._stopped.get(name, (None, set()))
+        if not tickers:
+            return state
+        return pl.concat([state.filter(~pl.col("ticker").is_in(sorted(tickers))), before]).sort("ticker")
+
+
+_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions"]
+
+
+def _rows(store: Any, table: str, columns: list[str], since: int, tickers: set[str]) -> Iterable[Row]:
+    """Rows of `table` from `since` (epoch ms) on, of `tickers`, as tuples with the start in epoch ms."""
+    import pyarrow.compute as pc
+
+    after = dt.datetime.fromtimestamp(since / 1000 - 1e-3, dt.timezone.utc)  # read_bars: strictly after
+    wanted = pa.array(sorted(tickers), pa.string())
+    for part in store.read_bars(table, columns, since=after):
+        part = part.filter(pc.is_in(part["ticker"], value_set=wanted))
+        ts = part["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+        cols = [part[c].to_pylist() for c in columns]
+        cols[1] = [t // 1000 for t in ts]
+        yield from zip(*cols)

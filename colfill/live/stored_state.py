@@ -62,8 +62,24 @@ def state_from_bars(slices: Iterable[pa.Table], indicators: IndicatorSet, timefr
     return st.normalise(state, indicators, timeframe).sort("ticker")
 
 
-def compute_state(store: Any, table: str, indicators: IndicatorSet) -> pl.DataFrame:
-    return state_from_bars(store.read_bars(table, BAR_COLUMNS), indicators, timeframe_of(table))
+def compute_state(store: Any, table: str, indicators: IndicatorSet, before: dict[str, int] | None = None
+                  ) -> pl.DataFrame:
+    """The state after the stored bars; with `before` (ticker -> epoch ms), a ticker's only up to that time: the
+    state before a bucket the live rollup resumes (`colfill.live.rollup`)."""
+    slices = store.read_bars(table, BAR_COLUMNS)
+    return state_from_bars((_before(s, before) for s in slices) if before else slices, indicators,
+                           timeframe_of(table))
+
+
+def _before(bars: Any, before: dict[str, int]) -> Any:
+    """`bars` (an Arrow table or a Polars frame) without each ticker's bars at or after its time in `before`."""
+    import polars as pl
+
+    frame = pl.from_arrow(bars) if not isinstance(bars, pl.DataFrame) else bars
+    assert isinstance(frame, pl.DataFrame)
+    limit = pl.col("ticker").replace_strict(before, default=None, return_dtype=pl.Int64)
+    kept = frame.filter(limit.is_null() | (pl.col("ts").dt.epoch("ms") < limit))
+    return kept if isinstance(bars, pl.DataFrame) else kept.to_arrow()
 
 
 def saved_sets(store: Any, timeframe: str) -> dict[str, int]:
@@ -92,9 +108,11 @@ def saved_state(store: Any, table: str, indicators: IndicatorSet) -> pl.DataFram
     return st.normalise(frame, indicators).sort("ticker") if frame.height else None
 
 
-def caught_up(store: Any, table: str, indicators: IndicatorSet, state: pl.DataFrame) -> pl.DataFrame:
+def caught_up(store: Any, table: str, indicators: IndicatorSet, state: pl.DataFrame,
+              before: dict[str, int] | None = None) -> pl.DataFrame:
     """`state` with the bars stored after it replayed (a live session killed before it saved its state leaves
-    bars newer than the saved state): each ticker's bars after its `last_ts`, through the batch engine."""
+    bars newer than the saved state): each ticker's bars after its `last_ts` (and before its time in `before`,
+    as `compute_state`), through the batch engine."""
     import polars as pl
 
     from colfill.indicators import state as st
@@ -108,6 +126,7 @@ def caught_up(store: Any, table: str, indicators: IndicatorSet, state: pl.DataFr
         assert isinstance(frame, pl.DataFrame)
         frame = frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC"))  # DuckDB says Etc/UTC
         newer = frame.join(last, on="ticker", how="inner").filter(pl.col("ts") > pl.col("__last")).drop("__last")
+        newer = _before(newer, before) if before else newer
         if newer.height:
             _, state = enrich(newer, indicators, state)
     return st.normalise(state, indicators, timeframe_of(table)).sort("ticker")

@@ -4,8 +4,9 @@ What each test holds: derived bars published on Redis under their timeframe's ch
 rollup (`colfill.timeframes.rollup`) and the batch indicators (`colfill.indicators.batch`) of the same minutes,
 each bucket once, for sizes and regular-session ones; a bucket whose last minute came is closed by the clock
 (grace) with no later minute, and not before; a late correction republishes its bucket, and the next, as
-revisions with the corrected values and indicators; the installed command puts 5m bars on Redis and refuses a bad
-`--timeframes` with exit 2.
+revisions with the corrected values and indicators; a session that starts within a bucket an earlier session
+stored part of resumes it (its bar and indicators those of all its minutes, one row in the store); the installed
+command puts 5m bars on Redis and refuses a bad `--timeframes` with exit 2.
 """
 
 from __future__ import annotations
@@ -210,6 +211,71 @@ def test_the_store_holds_the_derived_bars_published(tmp_path: Path) -> None:
     want = expected(minutes_of(events), "5m")
     assert stored["close"].to_list() == want["close"].to_list() and engine.stats.stored_derived == 3
     assert stored["vwap"].to_list() == pytest.approx(want["vwap"].to_list(), rel=1e-9)
+
+
+@pytest.fixture(params=["lake", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def resume_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"lake:///{tmp_path / 'data'}" if request.param == "lake" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.mark.parametrize("saved", ["", "before", "with-bar"])
+def test_a_session_resumes_the_bucket_an_earlier_one_stopped_in(resume_url: str, saved: str) -> None:
+    """Session one gets 09:30-09:36 and stops 2 minutes into the 09:35 bucket (its partial bar published and
+    stored at the stop); session two, on the same store, gets 09:37-09:40: the 09:35 bar it publishes and stores
+    is the batch rollup and indicators of all five minutes (and the bars before), a revision of the partial one,
+    nothing late, one row in bars_5m; so is the regular session's day bar. `saved`: the 5m indicators continue a
+    saved `indicator_state`: the one session one would save (the state before the bucket it stopped in), or one
+    holding the partial bar (saved by a version that did not resume), which leaves the bucket unresumed."""
+    from colfill.live.stored_state import TOKEN
+    from colfill.stores import open_store
+
+    base = START + 30 * MIN  # 09:30 New York
+    events = [event("Q", base + i * MIN, 30.0 + (i * 7 % 5) * 0.3, volume=100.0 + 10 * i) for i in range(11)]
+    timeframes, first, second = "1m,5m,1d:rth", InMemoryMessageBus(keep=1000), InMemoryMessageBus(keep=1000)
+    one = DataIngestionEngine(storage=resume_url, message_bus=first, indicators=SHORT, timeframes=timeframes)
+    with PolygonWsServer(api_key=KEY) as srv:
+        srv.publish(events[:7])
+        run_until(one, live_source(srv, ("Q",)), lambda: one.stats.published >= 7 and bool(first.stream("5m")))
+    assert [m["t"] for m in first.stream("5m")] == [base, base + 5 * MIN]  # the second as it stood at the stop
+    assert one.rollup is not None
+    before = one.rollup.state_to_save("5m")
+    assert (before["n"].to_list(), before["last_ts"].dt.epoch("ms").to_list()) == ([1], [base])
+    if saved:
+        state = before if saved == "before" else one.rollup.processors["5m"].export_state()
+        assert one.storage is not None
+        one.storage.write_state("5m", state.with_columns(pl.lit(SHORT.token()).alias(TOKEN)).to_arrow())
+    one.close()
+
+    two = DataIngestionEngine(storage=resume_url, message_bus=second, indicators=SHORT, timeframes=timeframes)
+    with PolygonWsServer(api_key=KEY) as srv:
+        srv.publish(events[7:])
+        run_until(two, live_source(srv, ("Q",)), lambda: two.stats.published >= 4 and bool(second.stream("5m")))
+    two.close()
+    assert two._derived_saved == (["5m"] if saved else [])
+    want = expected(minutes_of(events), "5m")
+    fives = second.stream("5m")
+    if saved == "with-bar":  # its three minutes make a bar of their own, a revision the state cannot take
+        assert [m["t"] for m in fives] == [base + 10 * MIN] and two.stats.derived_late == 1
+        return
+    assert [(m["t"], m["revision"]) for m in fives] == [(base + 5 * MIN, True), (base + 10 * MIN, False)]
+    assert_bars_equal(received(fives), want.filter(pl.col("t") >= base + 5 * MIN))
+    assert fives[0]["volume"] == sum(e["v"] for e in events[5:10]) and fives[0]["open"] == events[5]["o"]
+    [day] = second.stream("1d:rth")
+    assert day["revision"] and day["volume"] == sum(e["v"] for e in events)
+    assert_bars_equal(received([day]), expected(minutes_of(events), "1d:rth"))
+    assert two.stats.derived_late == two.stats.rejected == 0 and two.stats.derived == 3
+    stored = rows_of(resume_url, "bars_5m")
+    assert stored["ts"].dt.epoch("ms").to_list() == want["t"].to_list()
+    assert stored["volume"].to_list() == want["volume"].to_list()
+    for c in ("close", "sma_3", "rsi_3", "vwap"):
+        assert stored[c].to_list() == [v if v is None else pytest.approx(v, rel=1e-9) for v in want[c]], c
+    store = open_store(resume_url, load_workers=1)
+    try:
+        [day_row] = [r for t in store.read_bars("bars_1d_rth", ["ticker", "ts", "close", "volume"])
+                     for r in t.to_pylist()]
+    finally:
+        store.close()
+    assert (day_row["close"], day_row["volume"]) == (events[-1]["c"], day["volume"])
 
 
 def test_timeframes_are_checked_and_named() -> None:
