@@ -72,6 +72,14 @@ class Running:
         self.bridge.close()
 
 
+def clean_up(running: Running | None, own: Tansu, redis_client: Any) -> None:
+    """After a test, passed or not: the bridge stopped, its checkpoint deleted, the broker stopped."""
+    if running is not None:
+        running.stop.set()
+        redis_client.delete(f"colfill:bridge:{running.group}:offsets")
+    own.stop()
+
+
 @pytest.fixture
 def s3() -> Iterator[S3Server]:
     pytest.importorskip("moto")
@@ -106,10 +114,7 @@ def test_kafka_that_keeps_its_log_restarted_under_the_bridge(s3: S3Server, redis
         running.close()
         bus.close()
     finally:
-        if running is not None:
-            running.stop.set()
-            redis_client.delete(f"colfill:bridge:{running.group}:offsets")
-        own.stop()
+        clean_up(running, own, redis_client)
     exactly_once(on_stream(redis_client, timeframe), names, 26)
     assert not any("lost its log" in n for n in running.notices), running.notices
 
@@ -137,10 +142,7 @@ def test_kafka_that_lost_its_log_restarted_under_the_bridge(redis_url: str, redi
         running.close()
         bus.close()
     finally:
-        if running is not None:
-            running.stop.set()
-            redis_client.delete(f"colfill:bridge:{running.group}:offsets")
-        own.stop()
+        clean_up(running, own, redis_client)
     exactly_once(on_stream(redis_client, timeframe), names, 13)
     lost = [n for n in running.notices if "lost its log" in n]
     assert lost and all(f"colfill.bars.{timeframe} partition " in n for n in lost), running.notices

@@ -6,7 +6,9 @@ Without a reachable server the tests skip, or fail under CI=true (see tests/conf
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +76,16 @@ def chunk_states(db: Db, table: str) -> list[tuple[str, bool, bool]]:
         "SELECT c.chunk_name, c.is_compressed, (k.status & 8) = 8 FROM timescaledb_information.chunks c "
         "JOIN _timescaledb_catalog.chunk k ON k.schema_name = c.chunk_schema AND k.table_name = c.chunk_name "
         "WHERE c.hypertable_schema = %s AND c.hypertable_name = %s ORDER BY c.range_start", [db.schema, table])
+
+
+@contextlib.contextmanager
+def fresh_schema(request: pytest.FixtureRequest, hypertable: bool, prefix: str) -> Iterator[str]:
+    """A URL with a new schema on plain PostgreSQL (`pg_server_url`), or on a TimescaleDB server (`ts_server`,
+    skipped where none is at hand), dropped afterwards."""
+    server = request.getfixturevalue("ts_server" if hypertable else "pg_server_url")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    yield with_query(server, schema=schema)
+    drop_schema(server, schema)
 
 
 @pytest.fixture

@@ -13,16 +13,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tests.conftest import drop_schema, with_query
 from tests.postgres import kill_loader as kl
-from tests.postgres.conftest import Db
+from tests.postgres.conftest import Db, fresh_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -33,10 +31,8 @@ V1_DAYS, V2_DAYS = 8, 36
 @pytest.fixture(params=["plain", "hypertable"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh schema on plain PostgreSQL, or on a TimescaleDB server (the keyless direct-compress layout)."""
-    server = request.getfixturevalue("ts_server" if request.param == "hypertable" else "pg_server_url")
-    schema = f"colfill_kill_{uuid.uuid4().hex[:12]}"
-    yield with_query(server, schema=schema)
-    drop_schema(server, schema)
+    with fresh_schema(request, request.param == "hypertable", "colfill_kill") as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ rows (whole day) or merges with them (a --tickers lineage)."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -16,8 +15,7 @@ from colfill.errors import SchemaMismatch
 from colfill.stores import open_store
 from colfill.stores.base import Store
 from colfill.stores.postgres import PostgresStore
-from tests.conftest import drop_schema, with_query
-from tests.postgres.conftest import INDICATORS, NEW_YORK, Db, batch, expected_rows, make_day
+from tests.postgres.conftest import INDICATORS, NEW_YORK, Db, batch, expected_rows, fresh_schema, make_day
 
 pytestmark = pytest.mark.postgres
 DAY, NEXT = dt.date(2024, 3, 7), dt.date(2024, 3, 8)
@@ -27,10 +25,8 @@ DAY, NEXT = dt.date(2024, 3, 7), dt.date(2024, 3, 8)
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Plain tables through either driver, and hypertables where a TimescaleDB server is at hand."""
     driver, _, kind = request.param.partition("-")
-    server = request.getfixturevalue("ts_server" if kind else "pg_server_url")
-    schema = f"colfill_live_{uuid.uuid4().hex[:12]}"
-    yield with_query(server, schema=schema).replace("postgresql://", f"postgresql+{driver}://", 1)
-    drop_schema(server, schema)
+    with fresh_schema(request, bool(kind), "colfill_live") as url:
+        yield url.replace("postgresql://", f"postgresql+{driver}://", 1)
 
 
 @pytest.fixture

@@ -19,9 +19,6 @@ from colfill.pipeline import BackfillJob, run
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
 from tests.helpers import colfill
-from tests.pipeline.adjusted import END as ADJ_END
-from tests.pipeline.adjusted import START as ADJ_START
-from tests.pipeline.adjusted import add_splits, expected, sample
 from tests.postgres.conftest import Db, chunk_states, drop_schema, with_query
 
 pytestmark = pytest.mark.postgres
@@ -115,31 +112,6 @@ def test_db_status_names_the_derived_tables(one_shot: tuple[str, Path]) -> None:
         assert "10" in lines[table][5:], lines[table]  # days loaded, from the manifest
     assert "bars_15m" not in lines  # only the tables a run made
     assert "bars_5m: one row per (ticker, ts): primary key" in proc.stdout
-
-
-def test_adjusted_views_of_derived_tables_follow_the_definition(pg_url: str,
-                                                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    src = sample(tmp_path_factory)
-    store = PostgresStore(pg_url, load_workers=1)
-    try:
-        job = BackfillJob(source=str(src), start=ADJ_START, end=ADJ_END, data_dir=tmp_path_factory.mktemp("adj"),
-                          indicators=IndicatorSet.parse("sma:5"), timeframes=("1m", "1h", "1d:rth"))
-        assert run(job, store).ok
-    finally:
-        store.close()
-    add_splits(pg_url)
-    db = Db(pg_url)
-    try:
-        for table in ("bars_1h", "bars_1d_rth"):
-            raw = pg_frame(db, table)
-            adj = pg_frame(db, f"{table}_adjusted")
-            assert adj.height == raw.height > 0
-            want = expected(raw)
-            for c in ("open", "high", "low", "close", "volume", "sma_5"):
-                assert (adj[c] - want[c]).abs().max() <= 1e-12 * want[c].abs().max(), (table, c)  # type: ignore[operator]
-            assert (adj["close"] != raw["close"]).any()  # AAPL's bars before its splits are restated
-    finally:
-        db.con.close()
 
 
 @pytest.mark.timescale
