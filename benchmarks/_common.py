@@ -110,3 +110,16 @@ def timed(fn: Callable[..., int], *args: Any) -> dict[str, float]:
     finally:
         inner.unlink(missing_ok=True)
         os.environ.pop("BENCH_INNER", None)
+
+
+def drop_schema(con: Any, schema: str) -> None:
+    """DROP SCHEMA ... CASCADE on a psycopg connection (autocommit), the chunks of its hypertables dropped first:
+    TimescaleDB 2.28 leaves a compressed hypertable's compressed chunks behind in `_timescaledb_internal` when
+    the table or its schema is dropped (measured here: 158 such tables, 8 GB, after a few bench runs, slowing
+    every later one), and `drop_chunks` does not."""
+    if con.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        for (name,) in con.execute("SELECT format('%%I.%%I', hypertable_schema, hypertable_name) FROM "
+                                   "timescaledb_information.hypertables WHERE hypertable_schema = %s",
+                                   [schema]).fetchall():
+            con.execute("SELECT drop_chunks(%s::regclass, older_than => 'infinity'::timestamptz)", [name])
+    con.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(schema.replace('"', '""')))

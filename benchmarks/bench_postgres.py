@@ -32,6 +32,7 @@ as `<name>_timescale`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import measure, record, record_extra, show, timed  # noqa: E402
+from _common import drop_schema, measure, record, record_extra, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
 from bench import stage_end_to_end  # noqa: E402  (the same DuckDB end to end as bench.py's)
 
@@ -125,7 +126,7 @@ def _drop(url: str, schema: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_schema(con, schema)
 
 
 def table_kind(url: str) -> tuple[str, tuple[int, int] | None, str]:
@@ -340,7 +341,24 @@ def stage_store(url: str, workdir: Path, mode: str, workers: int, driver: str = 
     return rows
 
 
-def stage_end_to_end_postgres(url: str, root: Path) -> int:
+def server_cpu_seconds() -> float:
+    """utime + stime of every postgres process on this machine (root reads every /proc/<pid>/stat)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().rsplit(")", 1)
+            if "postgres" in name:
+                parts = rest.split()
+                total += int(parts[11]) + int(parts[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def stage_end_to_end_postgres(url: str, root: Path, cpu_out: Path | None = None) -> int:
+    """`colfill run` into PostgreSQL; `cpu_out` gets the CPU per row of this process (every thread) and of the
+    server's processes over the run, which bound what the machine's cores allow."""
+    import json
     import shutil
 
     from colfill.indicators.spec import IndicatorSet
@@ -353,14 +371,18 @@ def stage_end_to_end_postgres(url: str, root: Path) -> int:
                       tables=("bars_1m",), indicators=IndicatorSet.default())
     try:
         with PostgresStore(store_url, load_workers=2) as store:
-            t0 = time.perf_counter()
+            t0, cpu, server = time.perf_counter(), time.process_time(), server_cpu_seconds()
             result = run(job, store)
             elapsed = time.perf_counter() - t0
+            cpu, server = time.process_time() - cpu, server_cpu_seconds() - server
     finally:
         _drop(url, schema)
         shutil.rmtree(data)
     table = result.tables[0]
     assert not table.errors, table.errors[:3]
+    if cpu_out is not None:
+        cpu_out.write_text(json.dumps({"client": cpu / table.loaded_rows * 1e6,
+                                       "server": server / table.loaded_rows * 1e6}))
     _report_inner(table.loaded_rows, elapsed)
     return table.loaded_rows
 
@@ -415,7 +437,10 @@ def bench_server(url: str, suffix: str = "") -> None:
     root = _sample_root()
     e2e: dict[str, dict[str, float]] = {}
     if root is not None:
-        e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root)
+        cpu_file = Path(tempfile.mkstemp()[1])
+        e2e["end_to_end_postgres"] = timed(stage_end_to_end_postgres, url, root, cpu_file)
+        cpu = json.loads(cpu_file.read_text())
+        cpu_file.unlink()
         e2e["end_to_end_duckdb_same_run"] = timed(stage_end_to_end, root, "duckdb")
         e2e["end_to_end_lake_same_run"] = timed(stage_end_to_end, root, "lake")
     record(stages={k + suffix: v for k, v in {**stages, **e2e}.items()},
@@ -449,6 +474,13 @@ def bench_server(url: str, suffix: str = "") -> None:
         for other, label in (("end_to_end_duckdb_same_run", "DuckDB"), ("end_to_end_lake_same_run", "lake")):
             ratio = pg / e2e[other]["rows_per_s"]
             print(f"  end to end {name} / {label:<7} {ratio:6.1%}  (target >= {TARGET_E2E:.0%})")
+        need, cores = cpu["client"] + cpu["server"], os.cpu_count() or 1
+        best, lake = cores / need * 1e6, e2e["end_to_end_lake_same_run"]["rows_per_s"]
+        print(f"  its CPU a row: colfill {cpu['client']:.2f} us (all threads) + the server {cpu['server']:.2f} us = "
+              f"{need:.2f} us: at most {best / 1e6:.2f} M rows/s on {cores} cores shared with the server, "
+              f"{best / lake:.0%} of the lake; with the server on cores of its own, colfill's part allows "
+              f"{cores / cpu['client']:.2f} M rows/s, {cores / cpu['client'] * 1e6 / lake:.0%} of the lake")
+        record_extra({"pg_end_to_end_cpu_us_per_row" + suffix: {k: round(v, 3) for k, v in cpu.items()}})
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import RESULTS, Span, measure, record, record_extra, show, timed  # noqa: E402
+from _common import RESULTS, Span, drop_schema, measure, record, record_extra, show, timed  # noqa: E402
 from bench import DAYS, TICKERS, sample_dir  # noqa: E402
 
 TARGET_OVERHEAD = 0.70  # Ray end to end / local end to end, on this machine
@@ -168,7 +168,7 @@ def stage_pg_ingest(root: Path, url: str, out: Path, workers: int = 1) -> int:
 
         store.close()
         with psycopg.connect(url, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            drop_schema(con, schema)
         shutil.rmtree(data)
     return rows
 

@@ -20,6 +20,10 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import drop_schema  # noqa: E402
+
 BIN = Path(sys.executable).with_name("colfill")
 
 
@@ -56,7 +60,7 @@ def one_run(url: str, src: Path, start: str, end: str, compress: bool) -> dict[s
             "SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks "
             "WHERE hypertable_schema = %s AND hypertable_name = 'bars_1m'", [schema]).fetchone()  # type: ignore[misc]
         size = con.execute(f"SELECT hypertable_size('\"{schema}\".bars_1m')").fetchone()[0]  # type: ignore[index]
-        con.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        drop_schema(con, schema)
     return {"rows": rows, "seconds": seconds, "chunks": chunks, "compressed": compressed, "bytes": size}
 
 

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import record_extra  # noqa: E402
+from _common import drop_schema, record_extra  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 BIN = Path(sys.executable).with_name("colfill")
@@ -153,7 +153,7 @@ def postgres_figures() -> dict[str, Any] | None:
     finally:
         shutil.rmtree(data, ignore_errors=True)
         with psycopg.connect(base, autocommit=True) as con:
-            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            drop_schema(con, schema)
     return {"chart_api_s": round(_median(times), 3), "overview_api_s": round(overview, 3)}
 
 
