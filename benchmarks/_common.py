@@ -123,3 +123,32 @@ def drop_schema(con: Any, schema: str) -> None:
                                    [schema]).fetchall():
             con.execute("SELECT drop_chunks(%s::regclass, older_than => 'infinity'::timestamptz)", [name])
     con.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(schema.replace('"', '""')))
+
+
+def kafka_url() -> str | None:
+    """The Kafka broker to measure against (BENCH_KAFKA_URL, else COLFILL_TEST_KAFKA_URL, else the local one);
+    None, saying why, when none answers."""
+    url = os.environ.get("BENCH_KAFKA_URL") or os.environ.get("COLFILL_TEST_KAFKA_URL") or "kafka://127.0.0.1:9092"
+    try:
+        from confluent_kafka.admin import AdminClient
+
+        AdminClient({"bootstrap.servers": url.removeprefix("kafka://"), "log_level": 0}).list_topics(timeout=3)
+    except Exception as exc:
+        print(f"\nKafka figures skipped (no broker at {url}: {type(exc).__name__}: {exc})")
+        return None
+    return url
+
+
+def postgres_cpu_seconds() -> float:
+    """utime + stime of every postgres process on this machine (root reads every /proc/<pid>/stat): the server's
+    share of a run, measured before and after it."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().rsplit(")", 1)
+            if "postgres" in name:
+                parts = rest.split()
+                total += int(parts[11]) + int(parts[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")

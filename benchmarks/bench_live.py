@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import record_extra  # noqa: E402
+from _common import kafka_url, record_extra  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
@@ -63,19 +63,6 @@ class Confirmed:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.bus, name)
-
-
-def kafka_url() -> str | None:
-    """The Kafka broker to measure against, None (with why) when none answers."""
-    url = os.environ.get("BENCH_KAFKA_URL") or os.environ.get("COLFILL_TEST_KAFKA_URL") or "kafka://127.0.0.1:9092"
-    try:
-        from confluent_kafka.admin import AdminClient
-
-        AdminClient({"bootstrap.servers": url.removeprefix("kafka://")}).list_topics(timeout=3)
-    except Exception as exc:
-        print(f"\nlive on Kafka: skipped (no broker at {url}: {type(exc).__name__}: {exc})")
-        return None
-    return url
 
 
 def percentiles(lat: list[float], out: dict[str, float], name: str = "") -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import drop_schema, measure, record, record_extra, show, timed  # noqa: E402
+from _common import drop_schema, measure, postgres_cpu_seconds, record, record_extra, show, timed  # noqa: E402
 from _common import report_inner as _report_inner  # noqa: E402
 from bench import stage_end_to_end  # noqa: E402  (the same DuckDB end to end as bench.py's)
 
@@ -341,20 +341,6 @@ def stage_store(url: str, workdir: Path, mode: str, workers: int, driver: str = 
     return rows
 
 
-def server_cpu_seconds() -> float:
-    """utime + stime of every postgres process on this machine (root reads every /proc/<pid>/stat)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, rest = stat.read_text().rsplit(")", 1)
-            if "postgres" in name:
-                parts = rest.split()
-                total += int(parts[11]) + int(parts[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def stage_end_to_end_postgres(url: str, root: Path, cpu_out: Path | None = None) -> int:
     """`colfill run` into PostgreSQL; `cpu_out` gets the CPU per row of this process (every thread) and of the
     server's processes over the run, which bound what the machine's cores allow."""
@@ -371,10 +357,10 @@ def stage_end_to_end_postgres(url: str, root: Path, cpu_out: Path | None = None)
                       tables=("bars_1m",), indicators=IndicatorSet.default())
     try:
         with PostgresStore(store_url, load_workers=2) as store:
-            t0, cpu, server = time.perf_counter(), time.process_time(), server_cpu_seconds()
+            t0, cpu, server = time.perf_counter(), time.process_time(), postgres_cpu_seconds()
             result = run(job, store)
             elapsed = time.perf_counter() - t0
-            cpu, server = time.process_time() - cpu, server_cpu_seconds() - server
+            cpu, server = time.process_time() - cpu, postgres_cpu_seconds() - server
     finally:
         _drop(url, schema)
         shutil.rmtree(data)

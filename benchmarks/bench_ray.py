@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import RESULTS, Span, drop_schema, measure, record, record_extra, show, timed  # noqa: E402
+from _common import RESULTS, Span, drop_schema, measure, postgres_cpu_seconds, record, record_extra, show, timed  # noqa: E402
 from bench import DAYS, TICKERS, sample_dir  # noqa: E402
 
 TARGET_OVERHEAD = 0.70  # Ray end to end / local end to end, on this machine
@@ -114,22 +114,6 @@ def stage_costs(root: Path, out: Path, shards: int = 8) -> int:
     return rows
 
 
-def _postgres_cpu_seconds() -> float:
-    """utime + stime of every postgres process on this machine (root reads every /proc/<pid>/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)
-            if "postgres" not in fields[0]:
-                continue
-            parts = fields[1].split()
-            total += int(parts[11]) + int(parts[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / tick
-
-
 def stage_pg_ingest(root: Path, url: str, out: Path, workers: int = 1) -> int:
     """Enriched days of the sample loaded by PostgresStore, `workers` connections; server CPU over the loads."""
     import uuid
@@ -155,11 +139,11 @@ def stage_pg_ingest(root: Path, url: str, out: Path, workers: int = 1) -> int:
     rows = sum(t.num_rows for _, t in days)
     try:
         store.load(LoadBatch("bars_1m", days[0][0], days[0][1], "warm", "e", 1, "fp", "warm"))  # tables, connections
-        before = _postgres_cpu_seconds()
+        before = postgres_cpu_seconds()
         with Span() as span, ThreadPoolExecutor(workers) as pool:
             list(pool.map(lambda d: store.load(LoadBatch("bars_1m", d[0], d[1], f"k/{d[0]}", "e", 1, "fp", "lin")),
                           days[1:]))
-        server = _postgres_cpu_seconds() - before
+        server = postgres_cpu_seconds() - before
         loaded = rows - days[0][1].num_rows
         out.write_text(json.dumps({"server_cpu_us_per_row": round(server / loaded * 1e6, 3)}))
         span.report(loaded)

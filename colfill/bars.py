@@ -35,6 +35,8 @@ def derived_table(timeframe: str) -> str:
 
 DERIVED_TABLES = {derived_table(tf): tf for tf in DERIVED}
 ALL_BAR_TABLES = (*BAR_TABLES, *DERIVED_TABLES)  # every bars table a store may hold: the source's, then derived
+# The tables of bars shorter than a day (kept a New York day at a time: partitions, live files of 5 minutes).
+INTRADAY_TABLES = frozenset({"bars_1m", *(t for t, tf in DERIVED_TABLES.items() if not tf.startswith("1d"))})
 DATASETS = {"bars_1m": "minute_aggs_v1", "bars_1d": "day_aggs_v1"}  # the flat files' dataset of each table
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from colfill.bars import rows_to_table
+from colfill.bars import BAR_COLUMNS, rows_to_table
 from colfill.calendar import NEW_YORK, day_bounds_ms, is_session, session_close, session_open
 from colfill.errors import InvalidArgument
 from colfill.timeframes import DAY, Timeframe, parse
@@ -286,7 +286,8 @@ class LiveRollup:
             return {}
         minutes: dict[tuple[str, str], dict[int, Row]] = {k: {} for k in spans}
         try:
-            for row in _rows(store, "bars_1m", _COLUMNS, min(s for s, _ in spans.values()), {t for _, t in spans}):
+            since, followed = min(s for s, _ in spans.values()), {t for _, t in spans}
+            for row in _rows(store, "bars_1m", list(BAR_COLUMNS), since, followed):
                 for tf in self.timeframes:
                     span = spans.get((tf.name, row[0]))
                     if span is not None and bucket_of(tf, row[1]) == span:
@@ -341,9 +342,6 @@ class LiveRollup:
         return pl.concat([state.filter(~pl.col("ticker").is_in(sorted(tickers))), before]).sort("ticker")
 
 
-_COLUMNS = ["ticker", "ts", "open", "high", "low", "close", "volume", "vw", "transactions"]
-
-
 def _rows(store: Any, table: str, columns: list[str], since: int, tickers: set[str]) -> Iterable[Row]:
     """Rows of `table` from `since` (epoch ms) on, of `tickers`, as tuples with the start in epoch ms."""
     import pyarrow.compute as pc
@@ -352,7 +350,6 @@ def _rows(store: Any, table: str, columns: list[str], since: int, tickers: set[s
     wanted = pa.array(sorted(tickers), pa.string())
     for part in store.read_bars(table, columns, since=after):
         part = part.filter(pc.is_in(part["ticker"], value_set=wanted))
-        ts = part["ts"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
         cols = [part[c].to_pylist() for c in columns]
-        cols[1] = [t // 1000 for t in ts]
+        cols[1] = part["ts"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
         yield from zip(*cols)

@@ -32,17 +32,12 @@ from typing import Any
 import pyarrow as pa
 
 from colfill import atomic
-from colfill.bars import ALL_BAR_TABLES, DERIVED_TABLES
+from colfill.bars import ALL_BAR_TABLES, INTRADAY_TABLES
 from colfill.calendar import NEW_YORK
 from colfill.stores.live_rows import check_rows, held_condition, held_days, last_per_key, with_live_sql
 
 BUCKET_MINUTES = 5
 KEEP = 8  # buckets kept in memory per table (the current one, and the few before it revisions reach)
-
-
-def intraday(table: str) -> bool:
-    """Whether `table` holds bars shorter than a day (kept in bucket files; day bars in a file a day)."""
-    return table == "bars_1m" or (table in DERIVED_TABLES and not DERIVED_TABLES[table].startswith("1d"))
 
 
 def live_root(lake_root: Path, table: str) -> Path:
@@ -107,7 +102,7 @@ class LiveFiles:
         rows = _keys_typed(rows)
         local = pc.local_timestamp(rows["ts"].cast(pa.timestamp("us", NEW_YORK.key)))
         days = pc.cast(local, pa.date32())
-        if intraday(table):
+        if table in INTRADAY_TABLES:
             starts = pc.multiply(pc.divide(pc.add(pc.multiply(pc.hour(local), 60), pc.minute(local)),
                                            BUCKET_MINUTES), BUCKET_MINUTES)
         else:
@@ -122,7 +117,7 @@ class LiveFiles:
         return rows.num_rows
 
     def _path(self, table: str, day: dt.date, start: int) -> Path:
-        name = f"bucket={start // 60:02d}{start % 60:02d}.parquet" if intraday(table) else "day.parquet"
+        name = f"bucket={start // 60:02d}{start % 60:02d}.parquet" if table in INTRADAY_TABLES else "day.parquet"
         return live_root(self.root, table) / f"date={day.isoformat()}" / name
 
     def _write(self, table: str, path: Path, new: pa.Table) -> None:

@@ -89,6 +89,13 @@ def fresh_schema(request: pytest.FixtureRequest, hypertable: bool, prefix: str) 
 
 
 @pytest.fixture
+def ts_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh schema on a TimescaleDB server (`ts_server`; skipped where none is at hand), dropped afterwards."""
+    with fresh_schema(request, True, "colfill_ts") as url:
+        yield url
+
+
+@pytest.fixture
 def db(pg_url: str) -> Iterator[Db]:
     d = Db(pg_url)
     yield d

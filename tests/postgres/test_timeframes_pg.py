@@ -6,7 +6,6 @@ direct compress. The run is the installed command's."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from colfill.pipeline import BackfillJob, run
 from colfill.sample import generate
 from colfill.stores.postgres import PostgresStore
 from tests.helpers import colfill
-from tests.postgres.conftest import Db, chunk_states, drop_schema, with_query
+from tests.postgres.conftest import Db, chunk_states, fresh_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -44,15 +43,13 @@ def backfill(src: Path, data: Path, url: str, start: dt.date = START, end: dt.da
 
 
 @pytest.fixture(scope="module")
-def one_shot(pg_server_url: str, flatfiles: Path,
+def one_shot(request: pytest.FixtureRequest, flatfiles: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(URL of a schema, data dir) of one run over the whole range."""
-    schema = f"colfill_tf_{uuid.uuid4().hex[:12]}"
-    url = with_query(pg_server_url, schema=schema)
-    data = tmp_path_factory.mktemp("tf-one-shot")
-    backfill(flatfiles, data, url)
-    yield url, data
-    drop_schema(pg_server_url, schema)
+    with fresh_schema(request, False, "colfill_tf") as url:
+        data = tmp_path_factory.mktemp("tf-one-shot")
+        backfill(flatfiles, data, url)
+        yield url, data
 
 
 def pg_frame(db: Db, table: str) -> pl.DataFrame:
@@ -115,13 +112,11 @@ def test_db_status_names_the_derived_tables(one_shot: tuple[str, Path]) -> None:
 
 
 @pytest.mark.timescale
-def test_timescaledb_keeps_derived_tables_as_compressed_hypertables(ts_server: str, flatfiles: Path,
+def test_timescaledb_keeps_derived_tables_as_compressed_hypertables(ts_url: str, flatfiles: Path,
                                                                     tmp_path: Path) -> None:
-
-    schema = f"colfill_tf_{uuid.uuid4().hex[:12]}"
-    url = with_query(ts_server, schema=schema)
-    store = PostgresStore(url, load_workers=2)
-    db = Db(url)
+    store = PostgresStore(ts_url, load_workers=2)
+    db = Db(ts_url)
+    schema = db.schema
     try:
         job = BackfillJob(source=str(flatfiles), start=START, end=END, data_dir=tmp_path,
                           indicators=IndicatorSet.default(), timeframes=tuple(TIMEFRAMES.split(",")))
@@ -149,4 +144,3 @@ def test_timescaledb_keeps_derived_tables_as_compressed_hypertables(ts_server: s
     finally:
         store.close()
         db.con.close()
-        drop_schema(ts_server, schema)

@@ -16,7 +16,6 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,7 +33,6 @@ from tests.postgres.conftest import (
     Db,
     batch,
     chunk_states,
-    drop_schema,
     expected_rows,
     make_day,
     plain_url,
@@ -44,13 +42,6 @@ from tests.postgres.conftest import (
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 2, 9)  # 28 trading days, all far older than compress_after
-
-
-@pytest.fixture
-def ts_url(ts_server: str) -> Iterator[str]:
-    schema = f"colfill_ts_{uuid.uuid4().hex[:12]}"
-    yield with_query(ts_server, schema=schema)
-    drop_schema(ts_server, schema)
 
 
 @pytest.fixture(scope="module")

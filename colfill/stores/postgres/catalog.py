@@ -431,6 +431,11 @@ class Catalog:
 
     # -- read-only queries --
 
+    def relations(self) -> set[str]:
+        """The names of every relation (table, view, ...) in our schema."""
+        return set(self.read("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname = %s::text", [self.schema]))
+
     def read(self, sql: str, params: Sequence[object] | None = None) -> list[Any]:
         """First column of every row of a read-only query, in its own transaction; [] when it fails."""
         return [r[0] for r in self.read_rows(sql, params)]

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
-from colfill.bars import DERIVED_TABLES
+from colfill.bars import INTRADAY_TABLES
 from colfill.config import redact, url_secrets
 from colfill.dialect import POSTGRES
 from colfill.errors import InvalidArgument, SchemaMismatch
@@ -20,7 +20,7 @@ KEY = ("ticker", "ts")
 MAX_IDENT_BYTES = 63  # NAMEDATALEN - 1: longer names are silently truncated by PostgreSQL
 # Plain-PostgreSQL tables made of one partition per New York day: the minute bars and the intraday derived ones
 # (`bars_5m`, `bars_1h_rth` ...); day bars (`bars_1d`, `bars_1d_rth`) are one keyed table.
-DAY_PARTITIONED = frozenset({"bars_1m", *(t for t, tf in DERIVED_TABLES.items() if not tf.startswith("1d"))})
+DAY_PARTITIONED = INTRADAY_TABLES
 
 # Columns every bars table has, before the indicator columns (all float64).
 BAR_BASE: tuple[tuple[str, pa.DataType], ...] = (

@@ -10,7 +10,7 @@ from colfill.bars import ALL_BAR_TABLES, BAR_TABLES, DERIVED_TABLES
 from colfill.stores import timescale as tsdb
 from colfill.stores.base import STATE_TABLE
 from colfill.stores.postgres.catalog import Catalog
-from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql, pg_array
+from colfill.stores.postgres.schema import MANIFEST, REFERENCE_DDL, distinct_tickers_sql
 
 EXACT_COUNT_BELOW = 5_000_000  # status counts rows exactly below this estimate, else reports the estimate
 
@@ -46,9 +46,7 @@ class Status:
         """Per table: rows, time range, tickers, days in the manifest, size; chunks and compression on hypertables."""
         cat = self._catalog
         out = []
-        present = set(cat.read("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                               "WHERE n.nspname = %s::text AND c.relname = ANY(%s::text[])",
-                               [cat.schema, pg_array(list(DERIVED_TABLES))]))
+        present = cat.relations()
         derived = [t for t in DERIVED_TABLES if t in present]  # held only: a run makes those it needs
         names = [*BAR_TABLES, *derived, tsdb.DAILY_CAGG, *REFERENCE_DDL, MANIFEST, STATE_TABLE]
         hyper = set(cat.read("SELECT hypertable_name::text FROM timescaledb_information.hypertables "

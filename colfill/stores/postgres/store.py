@@ -189,8 +189,7 @@ class PostgresStore:
         from colfill.adjust import adjusted_views, wants_dividends
 
         cat = self.catalog
-        present = set(cat.read("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                               "WHERE n.nspname = %s::text", [self.schema]))
+        present = cat.relations()
         if "splits" not in present:
             return
         dividends = wants_dividends(present) if dividends is None else dividends
